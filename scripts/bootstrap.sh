@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Idempotent set-up: creates .venv under the repository, installs the pinned dependencies,
+# builds the fer_msgs interface package into the venv and installs this package (editable).
+#   scripts/bootstrap.sh runtime   # what the node needs (no TensorFlow)
+#   scripts/bootstrap.sh dev       # + training package, TensorFlow, test tools
+# A stamp file records what was installed, so a second run does nothing and takes a second.
+set -euo pipefail
+profile=${1:-runtime}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+venv="$root/.venv"
+python=${PYTHON:-python3.11}
+command -v "$python" >/dev/null || python=python3
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "[bootstrap] creating $venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip wheel setuptools
+fi
+pip=("$venv/bin/pip" install -q --disable-pip-version-check -c requirements/constraints.txt)
+
+stamp_of() {  # hash of everything that decides what the install contains
+  cat requirements/*.txt setup.py setup.cfg package.xml training/pyproject.toml \
+      fer_msgs/CMakeLists.txt fer_msgs/package.xml fer_msgs/msg/* scripts/build_fer_msgs.sh 2>/dev/null \
+    | sha256sum | cut -c1-16
+}
+want="$profile-$(stamp_of)"
+have=$(cat "$venv/.fer_stamp_$profile" 2>/dev/null || true)
+if [ "$want" = "$have" ]; then
+  exit 0
+fi
+
+echo "[bootstrap] installing the $profile dependencies into .venv (first run only)"
+if [ "$profile" = dev ]; then
+  "${pip[@]}" -r requirements/dev.txt
+else
+  "${pip[@]}" -r requirements/runtime.txt -r requirements/build.txt
+fi
+echo "[bootstrap] building fer_msgs into .venv"
+bash scripts/build_fer_msgs.sh "$venv"
+"${pip[@]}" --no-deps -e .
+if [ "$profile" = dev ]; then
+  "${pip[@]}" --no-deps -e training
+fi
+echo "$want" > "$venv/.fer_stamp_$profile"
+echo "[bootstrap] done"

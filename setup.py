@@ -1,0 +1,38 @@
+"""ament_python package fer_perception: also a plain pip-installable package (see README)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "fer_perception"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(include=["fer_perception", "fer_perception.*"]),
+    package_data={package_name: ["models/*.onnx", "models/*.tflite", "models/*.json", "config/*"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+        ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
+        ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.xml")),
+        ("share/" + package_name + "/models", glob("fer_perception/models/*.onnx")
+         + glob("fer_perception/models/*.tflite") + glob("fer_perception/models/*.json")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="fer_perception developers",
+    maintainer_email="fer-perception@example.org",
+    description="Facial expression recognition for ROS 2: ARCH-1 separable CNN on ONNX Runtime/TensorRT/TFLite.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "fer_node = fer_perception.node:main",
+            "fer_camera = fer_perception.camera_source:main",
+            "fer_listener = fer_perception.listener:main",
+            "fer_bringup = fer_perception.bringup:main",
+            "fer_demo = fer_perception.demo:main",
+        ],
+    },
+)
