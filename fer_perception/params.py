@@ -1,0 +1,339 @@
+"""Parameters of the fer_perception nodes: defaults and descriptors read from config/fer.yaml.
+
+config/fer.yaml is the single source of parameter defaults. It is a normal ROS 2 parameters file;
+the comment block above each parameter carries its description and constraints (see the header of
+that file). This module parses it into :class:`ParamSpec` objects, declares them on a node with a
+full ``ParameterDescriptor`` (description, FloatingPointRange/IntegerRange, read_only, allowed
+values in ``additional_constraints``) and validates every later change with a clear reason.
+
+``python -m fer_perception.params --markdown`` prints the parameter tables of docs/node.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import yaml
+
+PACKAGE = "fer_perception"
+CONFIG_NAME = "fer.yaml"
+CONFIG_ENV = "FER_CONFIG"  # overrides where the defaults file is looked up (tests, custom installs)
+
+
+class ParameterValueError(ValueError):
+    """A parameter value that the node cannot run with; the message says which and why."""
+
+
+def config_path() -> Path:
+    """Where config/fer.yaml is: $FER_CONFIG, the source tree (editable installs), the ament share
+    directory of an installed package, or <prefix>/share/fer_perception/config."""
+    candidates: list[Path] = []
+    if os.environ.get(CONFIG_ENV):
+        candidates.append(Path(os.environ[CONFIG_ENV]))
+    candidates.append(Path(__file__).resolve().parent.parent / "config" / CONFIG_NAME)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory(PACKAGE)) / "config" / CONFIG_NAME)
+    except Exception:  # not installed through ament, or ament_index not importable
+        pass
+    candidates.append(Path(sys.prefix) / "share" / PACKAGE / "config" / CONFIG_NAME)
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError(
+        f"{CONFIG_NAME} not found (looked at: {', '.join(str(c) for c in candidates)}); "
+        f"set {CONFIG_ENV} to its path"
+    )
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+    choices: tuple[Any, ...] | None = None
+    range: tuple[float, float, float] | None = None  # (from, to, step)
+    unit: str = ""
+
+    @property
+    def type_name(self) -> str:
+        return _type_name(self.default)
+
+    def validate(self, value: Any) -> str | None:
+        """None if ``value`` is acceptable, else the reason it is not."""
+        if _type_name(value) != self.type_name and not (
+            self.type_name == "double" and _type_name(value) == "integer"
+        ):
+            return f"{self.name} must be a {self.type_name}, got {value!r} ({_type_name(value)})"
+        if self.choices is not None and value not in self.choices:
+            return f"{self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}"
+        if self.range is not None:
+            lo, hi, _ = self.range
+            if not lo <= value <= hi:
+                return f"{self.name} must be within [{_fmt(lo)}, {_fmt(hi)}]; got {value!r}"
+        return None
+
+    def descriptor(self):
+        from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+        types = {
+            "bool": ParameterType.PARAMETER_BOOL,
+            "integer": ParameterType.PARAMETER_INTEGER,
+            "double": ParameterType.PARAMETER_DOUBLE,
+            "string": ParameterType.PARAMETER_STRING,
+        }
+        d = ParameterDescriptor(
+            name=self.name,
+            type=types[self.type_name],
+            description=self.description + (f" [{self.unit}]" if self.unit else ""),
+            read_only=self.read_only,
+        )
+        if self.choices is not None:
+            d.additional_constraints = "one of: " + ", ".join(map(str, self.choices))
+        if self.range is not None:
+            lo, hi, step = self.range
+            if self.type_name == "integer":
+                d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=int(step))]
+            else:
+                d.floating_point_range = [
+                    FloatingPointRange(from_value=float(lo), to_value=float(hi), step=float(step))
+                ]
+        return d
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+_KEY = re.compile(r"^(\s+)([A-Za-z_][A-Za-z0-9_]*):")
+_NODE = re.compile(r"^([A-Za-z_/*][^:\s]*):\s*$")
+
+
+def parse_config(text: str) -> dict[str, dict[str, ParamSpec]]:
+    """{node name: {parameter name: spec}} from the text of a fer.yaml-style parameters file."""
+    values = yaml.safe_load(text) or {}
+    comments: dict[tuple[str, str], list[str]] = {}
+    node = None
+    block: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        m_node = _NODE.match(line)
+        if m_node:
+            node, block = m_node.group(1), []
+            continue
+        if stripped.startswith("#"):
+            block.append(stripped[1:].strip())
+            continue
+        m_key = _KEY.match(line)
+        if m_key and node is not None and m_key.group(2) != "ros__parameters":
+            comments[(node, m_key.group(2))] = block
+        block = []
+    specs: dict[str, dict[str, ParamSpec]] = {}
+    for node_name, section in values.items():
+        params = (section or {}).get("ros__parameters") or {}
+        node_specs = {}
+        for name, default in params.items():
+            node_specs[name] = _spec_from_comment(name, default, comments.get((node_name, name), []))
+        specs[node_name] = node_specs
+    return specs
+
+
+def _spec_from_comment(name: str, default: Any, lines: list[str]) -> ParamSpec:
+    text: list[str] = []
+    kw: dict[str, Any] = {}
+    for line in lines:
+        if not line.startswith("@"):
+            text.append(line)
+            continue
+        tag, _, rest = line[1:].partition(" ")
+        rest = rest.strip()
+        if tag == "read_only":
+            kw["read_only"] = True
+        elif tag == "choices":
+            kw["choices"] = tuple(yaml.safe_load(rest))
+        elif tag == "range":
+            r = list(yaml.safe_load(rest))
+            if len(r) == 2:
+                r.append(0)
+            kw["range"] = tuple(r)
+        elif tag == "unit":
+            kw["unit"] = rest
+        else:
+            raise ValueError(f"{name}: unknown tag @{tag} in {CONFIG_NAME}")
+    if not text:
+        raise ValueError(f"{name}: no description comment in {CONFIG_NAME}")
+    spec = ParamSpec(name=name, default=default, description=" ".join(text), **kw)
+    reason = spec.validate(default)
+    if reason:
+        raise ValueError(f"default of {reason} ({CONFIG_NAME})")
+    return spec
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str) -> dict[str, dict[str, ParamSpec]]:
+    return parse_config(Path(path).read_text())
+
+
+def load_specs(node_key: str, path: str | os.PathLike | None = None) -> dict[str, ParamSpec]:
+    """Parameter specs of one node section (``fer_node``, ``fer_camera``) of config/fer.yaml."""
+    all_specs = _load(str(path or config_path()))
+    if node_key not in all_specs:
+        raise KeyError(f"no '{node_key}' section in {path or config_path()}")
+    return dict(all_specs[node_key])
+
+
+def defaults(node_key: str) -> dict[str, Any]:
+    return {name: spec.default for name, spec in load_specs(node_key).items()}
+
+
+Validator = Callable[[Any], "str | None"]
+
+
+class ParameterSet:
+    """Declares a node's parameters from their specs and validates every change.
+
+    ``extra`` maps parameter names to further checks (returning a reason or None). ``on_change``
+    is called after a successful change with {name: new value}.
+    """
+
+    def __init__(
+        self,
+        node,
+        node_key: str,
+        *,
+        extra: Mapping[str, Validator] | None = None,
+        on_change: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+        self.node = node
+        self.specs = load_specs(node_key)
+        self.extra = dict(extra or {})
+        self.values: dict[str, Any] = {}
+        for name, spec in self.specs.items():
+            try:
+                p = node.declare_parameter(name, spec.default, spec.descriptor())
+            except InvalidParameterTypeException as e:
+                raise ParameterValueError(f"parameter {name}: must be a {spec.type_name} ({e})") from None
+            except InvalidParameterValueException as e:
+                raise ParameterValueError(f"parameter {name}: {e}") from None
+            value = p.value
+            if spec.type_name == "double" and isinstance(value, int):
+                value = float(value)
+            reason = self.check(name, value)
+            if reason:
+                raise ParameterValueError(f"parameter {reason}")
+            self.values[name] = value
+        self._on_change = on_change
+        node.add_on_set_parameters_callback(self._on_set)
+        node.add_post_set_parameters_callback(self._post_set)
+
+    def check(self, name: str, value: Any) -> str | None:
+        spec = self.specs.get(name)
+        if spec is None:
+            return None
+        reason = spec.validate(value)
+        if reason is None and name in self.extra:
+            reason = self.extra[name](value)
+            if reason:
+                reason = f"{name}: {reason}"
+        return reason
+
+    def _on_set(self, parameters: Iterable) -> Any:
+        from rcl_interfaces.msg import SetParametersResult
+
+        for p in parameters:
+            if p.name not in self.specs:
+                continue
+            spec = self.specs[p.name]
+            if spec.read_only:
+                return SetParametersResult(
+                    successful=False, reason=f"{p.name} is read-only: it is fixed at start-up"
+                )
+            reason = self.check(p.name, p.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _post_set(self, parameters: Iterable) -> None:
+        changed = {}
+        for p in parameters:
+            if p.name in self.specs:
+                value = p.value
+                if self.specs[p.name].type_name == "double" and isinstance(value, int):
+                    value = float(value)
+                self.values[p.name] = value
+                changed[p.name] = value
+        if changed and self._on_change is not None:
+            self._on_change(changed)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+
+def markdown_table(node_key: str, path: str | os.PathLike | None = None) -> str:
+    rows = [
+        "| Parameter | Type | Default | Constraints | Live | Description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in load_specs(node_key, path).values():
+        cons = []
+        if spec.choices is not None:
+            cons.append(" / ".join(f"`{c}`" for c in spec.choices))
+        if spec.range is not None:
+            lo, hi, step = spec.range
+            cons.append(f"{_fmt(lo)} .. {_fmt(hi)}" + (f" step {_fmt(step)}" if step else ""))
+        if spec.unit:
+            cons.append(spec.unit)
+        if isinstance(spec.default, bool):
+            default = f"`{str(spec.default).lower()}`"
+        else:
+            default = f"`{spec.default!r}`" if isinstance(spec.default, str) else f"`{spec.default}`"
+        live = "no (read-only)" if spec.read_only else "yes"
+        desc = spec.description.replace("|", "\\|")
+        rows.append(f"| `{spec.name}` | {spec.type_name} | {default} | {', '.join(cons)} | {live} | {desc} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Inspect the parameters of config/fer.yaml.")
+    parser.add_argument("--markdown", action="store_true", help="print the docs/node.md parameter tables")
+    parser.add_argument("--config", help="parameters file (default: the installed config/fer.yaml)")
+    args = parser.parse_args(argv)
+    path = args.config or config_path()
+    if args.markdown:
+        for node_key in _load(str(path)):
+            print(f"#### `{node_key}`\n")
+            print(markdown_table(node_key, path))
+            print()
+    else:
+        for node_key, specs in _load(str(path)).items():
+            print(f"{node_key}:")
+            for spec in specs.values():
+                print(f"  {spec.name} = {spec.default!r}  # {spec.description}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
