@@ -6,7 +6,15 @@ class FerError(Exception):
 
 
 class ImageConversionError(FerError, ValueError):
-    """A sensor_msgs Image/CompressedImage that cannot be turned into pixels (or back)."""
+    """A sensor_msgs Image/CompressedImage that cannot be turned into pixels (or back).
+
+    ``kind`` is a short machine-readable reason (e.g. ``"truncated_data"``), so the node can
+    count bad input by kind and log each kind once.
+    """
+
+    def __init__(self, message: str, kind: str = "invalid_image"):
+        super().__init__(message)
+        self.kind = kind
 
 
 class ModelLoadError(FerError):

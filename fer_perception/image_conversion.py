@@ -100,8 +100,7 @@ SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(ENCODINGS)
 
 def _error(kind: str, message: str) -> ImageConversionError:
     assert kind in ERROR_KINDS, kind
-    error = ImageConversionError(message)
-    error.kind = kind
+    error = ImageConversionError(message, kind)
     return error
 
 
