@@ -73,7 +73,8 @@ class ParamSpec:
         if _type_name(value) != self.type_name and not (
             self.type_name == "double" and _type_name(value) == "integer"
         ):
-            return f"{self.name} must be a {self.type_name}, got {value!r} ({_type_name(value)})"
+            article = "an" if self.type_name[0] in "aeiou" else "a"
+            return f"{self.name} must be {article} {self.type_name}, got {value!r} ({_type_name(value)})"
         if self.choices is not None and value not in self.choices:
             return f"{self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}"
         if self.range is not None:
@@ -231,11 +232,14 @@ class ParameterSet:
         self.specs = load_specs(node_key)
         self.extra = dict(extra or {})
         self.values: dict[str, Any] = {}
+        overrides = getattr(node, "_parameter_overrides", None)  # --params-file / -p / parameter_overrides
         for name, spec in self.specs.items():
+            if isinstance(overrides, dict) and name in overrides:
+                self._check_override(overrides, name, spec)
             try:
                 p = node.declare_parameter(name, spec.default, spec.descriptor())
             except InvalidParameterTypeException as e:
-                raise ParameterValueError(f"parameter {name}: must be a {spec.type_name} ({e})") from None
+                raise ParameterValueError(f"parameter {name}: wrong type, expected {spec.type_name} ({e})") from None
             except InvalidParameterValueException as e:
                 raise ParameterValueError(f"parameter {name}: {e}") from None
             value = p.value
@@ -248,6 +252,18 @@ class ParameterSet:
         self._on_change = on_change
         node.add_on_set_parameters_callback(self._on_set)
         node.add_post_set_parameters_callback(self._post_set)
+
+    def _check_override(self, overrides: dict, name: str, spec: ParamSpec) -> None:
+        """Validate a start-up value before rclpy sees it (clear reason; 2 -> 2.0 for doubles)."""
+        from rclpy.parameter import Parameter
+
+        value = overrides[name].value
+        if spec.type_name == "double" and _type_name(value) == "integer":
+            value = float(value)
+            overrides[name] = Parameter(name, Parameter.Type.DOUBLE, value)
+        reason = self.check(name, value)
+        if reason:
+            raise ParameterValueError(f"parameter {reason}")
 
     def check(self, name: str, value: Any) -> str | None:
         spec = self.specs.get(name)

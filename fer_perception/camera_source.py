@@ -1,0 +1,414 @@
+"""fer_camera: publish a video file, a camera (V4L2) or a still image as sensor_msgs/Image (bgr8).
+
+    fer_camera                                   # built-in test image (scikit-image astronaut), looped
+    fer_camera --video clip.mp4 --loop           # a video file, played frame by frame at --rate
+    fer_camera --device 0                        # cv2.VideoCapture index, or --device /dev/video2
+    fer_camera --image face.jpg --rate 15 --resize 640x480
+    fer_camera --ros-args -r image:=/camera/image_raw -p frame_id:=head_camera
+
+Publishes ``image`` (remap it) with header.stamp = now() at publication and the configured
+frame_id; with ``publish_compressed`` also ``<image>/compressed`` (JPEG). Flags override the
+parameters of config/fer.yaml (section ``fer_camera``).
+
+A device or file that stops delivering frames is released and reopened every ``reopen_interval``
+seconds until it works again (both events are logged once), so a camera can be unplugged and
+plugged back in. A video file that ends is played again with ``loop``; otherwise fer_camera exits
+(status 0) after its last frame, as it does after ``max_frames``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+NODE_KEY = "fer_camera"
+
+
+def parse_resize(text: str) -> tuple[int, int] | None:
+    """'640x480' -> (640, 480); '' -> None. Raises ValueError with the reason otherwise."""
+    text = (text or "").strip().lower()
+    if not text:
+        return None
+    m = re.fullmatch(r"(\d+)\s*[x*]\s*(\d+)", text)
+    if not m or int(m.group(1)) <= 0 or int(m.group(2)) <= 0:
+        raise ValueError(f"resize must look like WIDTHxHEIGHT (e.g. 640x480), got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def classify_source(source: str) -> tuple[str, Any]:
+    """('builtin', None) | ('device', int or path) | ('image', path) | ('video', path)."""
+    source = (source or "").strip()
+    if not source:
+        return "builtin", None
+    if source.isdigit():
+        return "device", int(source)
+    if source.startswith("/dev/"):
+        return "device", source
+    if Path(source).suffix.lower() in IMAGE_SUFFIXES:
+        return "image", source
+    return "video", source
+
+
+def builtin_image() -> np.ndarray:
+    """scikit-image's astronaut (Eileen Collins): a real face that ships with the pip dependency."""
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be used at all (missing file, unreadable image)."""
+
+
+class FrameSource:
+    """Frames from one source, with end-of-file and reopen handling. No ROS in here.
+
+    ``read()`` returns ``(frame, event)``: frame is an HxWx3 uint8 BGR array or None; event is
+    None, "eof" (video ended, not looping: stop), "missing" (device not there at start, will be
+    retried), "lost" (device/file stopped delivering, will be retried) or "restored" (it delivers
+    again).
+    """
+
+    def __init__(self, source: str, *, loop: bool = False, resize: tuple[int, int] | None = None,
+                 reopen_interval: float = 1.0) -> None:
+        self.source = source
+        self.kind, self.target = classify_source(source)
+        self.loop = loop
+        self.resize = resize
+        self.reopen_interval = reopen_interval
+        self._cap: cv2.VideoCapture | None = None
+        self._still: np.ndarray | None = None
+        self._lost = False
+        self._report_missing = False
+        self._next_reopen = 0.0
+        self._attempts = 0
+        self.fps: float | None = None
+        if self.kind == "builtin":
+            self._still = self._fit(builtin_image())
+        elif self.kind == "image":
+            img = cv2.imread(str(self.target), cv2.IMREAD_COLOR)
+            if img is None:
+                raise SourceError(f"cannot read image {self.target} (missing or not an image)")
+            self._still = self._fit(img)
+        elif self.kind == "video":
+            if not Path(self.target).is_file():
+                raise SourceError(f"video file {self.target} not found")
+            if not self._open():
+                raise SourceError(f"cannot open video {self.target} (unsupported codec or corrupt file)")
+        else:
+            self._open()  # a device that is not there yet is retried in read()
+            self._lost = self._cap is None
+            self._report_missing = self._lost
+
+    def describe(self) -> str:
+        return {"builtin": "built-in astronaut image", "image": f"image {self.target}",
+                "video": f"video {self.target}", "device": f"camera {self.target}"}[self.kind]
+
+    def _fit(self, frame: np.ndarray) -> np.ndarray:
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        elif frame.shape[2] == 4:
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+        if self.resize is not None and (frame.shape[1], frame.shape[0]) != self.resize:
+            interp = cv2.INTER_AREA if frame.shape[1] > self.resize[0] else cv2.INTER_LINEAR
+            frame = cv2.resize(frame, self.resize, interpolation=interp)
+        return np.ascontiguousarray(frame)
+
+    def _open(self) -> bool:
+        self.close()
+        self._attempts += 1
+        quiet = self._attempts > 1 and hasattr(cv2, "setLogLevel") and hasattr(cv2, "getLogLevel")
+        if quiet:  # OpenCV warns on every failed open; our own log says it once
+            previous = cv2.getLogLevel()
+            cv2.setLogLevel(0)  # LOG_LEVEL_SILENT
+        try:
+            if self.kind == "device" and isinstance(self.target, str):
+                cap = cv2.VideoCapture(self.target, cv2.CAP_V4L2)
+            else:
+                cap = cv2.VideoCapture(self.target)
+        finally:
+            if quiet:
+                cv2.setLogLevel(previous)
+        if not cap.isOpened():
+            cap.release()
+            return False
+        self._cap = cap
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and fps > 0 else None
+        return True
+
+    def read(self) -> tuple[np.ndarray | None, str | None]:
+        if self._still is not None:
+            return self._still, None
+        if self._report_missing:
+            self._report_missing = False
+            self._next_reopen = time.monotonic() + self.reopen_interval
+            return None, "missing"
+        if self._lost:
+            now = time.monotonic()
+            if now < self._next_reopen:
+                return None, None
+            self._next_reopen = now + self.reopen_interval
+            if not self._open():
+                return None, None
+            ok, frame = self._cap.read()
+            if not ok or frame is None:
+                self.close()
+                return None, None
+            self._lost = False
+            return self._fit(frame), "restored"
+        ok, frame = self._cap.read() if self._cap is not None else (False, None)
+        if ok and frame is not None:
+            return self._fit(frame), None
+        if self.kind == "video" and Path(self.target).is_file():
+            if not self.loop:
+                return None, "eof"
+            if self._open():  # play again from the start
+                ok, frame = self._cap.read()
+                if ok and frame is not None:
+                    return self._fit(frame), None
+        # A device that stopped, or a file that disappeared / broke: retry every reopen_interval.
+        self.close()
+        self._lost = True
+        self._next_reopen = time.monotonic() + self.reopen_interval
+        return None, "lost"
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+def make_camera_node(node_name: str = "fer_camera", **node_kwargs: Any):
+    """A FerCamera node (component style: pass context=, cli_args=, parameter_overrides=)."""
+    return camera_node_class()(node_name, **node_kwargs)
+
+
+_CLASS: Any = None
+
+
+def camera_node_class():
+    """The FerCamera node class, built on first use so that FrameSource imports without rclpy."""
+    global _CLASS
+    if _CLASS is None:
+        _CLASS = _camera_class()
+    return _CLASS
+
+
+def _camera_class():
+    import rclpy
+    from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    from fer_perception.params import ParameterSet
+
+    class _FerCamera(Node):
+        """Publishes frames of one FrameSource at ``rate`` Hz from its own thread."""
+
+        def __init__(self, node_name: str = "fer_camera", **node_kwargs: Any) -> None:
+            super().__init__(node_name, **node_kwargs)
+            from sensor_msgs.msg import CompressedImage, Image
+
+            def check_resize(value: str) -> str | None:
+                try:
+                    parse_resize(value)
+                except ValueError as e:
+                    return str(e)
+                return None
+
+            self.params = ParameterSet(self, NODE_KEY, extra={"resize": check_resize},
+                                       on_change=self._on_change)
+            p = self.params
+            self.exit_code: int | None = None
+            self.frames_published = 0
+            try:
+                self.source = FrameSource(p["source"], loop=p["loop"], resize=parse_resize(p["resize"]),
+                                          reopen_interval=p["reopen_interval"])
+            except BaseException:
+                self.destroy_node()
+                raise
+            reliability = (ReliabilityPolicy.RELIABLE if p["qos_reliability"] == "reliable"
+                           else ReliabilityPolicy.BEST_EFFORT)
+            qos = QoSProfile(depth=1, reliability=reliability, durability=DurabilityPolicy.VOLATILE,
+                             history=HistoryPolicy.KEEP_LAST)
+            topic = self.resolve_topic_name("image")
+            self.topic = topic
+            self._pub = self.create_publisher(Image, topic, qos)
+            self._cpub = (self.create_publisher(CompressedImage, topic + "/compressed", qos)
+                          if p["publish_compressed"] else None)
+            self._period = 1.0 / p["rate"]
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, name="fer_camera", daemon=True)
+            self._thread.start()
+            self.get_logger().info(
+                f"publishing {self.source.describe()} on {topic} at {p['rate']:g} Hz"
+                + (f" (+ {topic}/compressed)" if self._cpub else "")
+            )
+
+        def _on_change(self, changed: dict) -> None:
+            if "rate" in changed:
+                self._period = 1.0 / changed["rate"]
+            if "reopen_interval" in changed:
+                self.source.reopen_interval = changed["reopen_interval"]
+
+        def _run(self) -> None:
+            from fer_perception.image_conversion import bgr_to_compressed, numpy_to_image
+
+            log = self.get_logger()
+            p = self.params
+            next_t = time.monotonic()
+            while not self._stop.is_set():
+                frame, event = self.source.read()
+                if event == "eof":
+                    log.info(f"end of {self.source.describe()} after {self.frames_published} frames")
+                    self._finish(0)
+                    return
+                if event == "missing":
+                    log.warning(f"{self.source.describe()} is not available; "
+                                f"trying to open it every {self.source.reopen_interval:g} s")
+                elif event == "lost":
+                    log.warning(f"{self.source.describe()} stopped delivering frames; "
+                                f"trying to reopen it every {self.source.reopen_interval:g} s")
+                elif event == "restored":
+                    log.info(f"{self.source.describe()} delivers frames again")
+                if frame is not None:
+                    header = self._header()
+                    try:
+                        self._pub.publish(numpy_to_image(frame, "bgr8", header=header))
+                        if self._cpub is not None:
+                            self._cpub.publish(bgr_to_compressed(frame, "jpeg", header=header,
+                                                                 quality=p["jpeg_quality"]))
+                    except Exception:
+                        if not self.context.ok():
+                            return
+                        raise
+                    self.frames_published += 1
+                    if p["max_frames"] and self.frames_published >= p["max_frames"]:
+                        log.info(f"published max_frames={p['max_frames']} frames")
+                        self._finish(0)
+                        return
+                next_t += self._period
+                delay = next_t - time.monotonic()
+                if delay < -self._period:  # fell behind (slow source): do not burst to catch up
+                    next_t = time.monotonic()
+                    delay = 0.0
+                if frame is None and delay <= 0:
+                    delay = min(0.05, self.source.reopen_interval)
+                if delay > 0:
+                    self._stop.wait(delay)
+
+        def _header(self):
+            from std_msgs.msg import Header
+
+            h = Header()
+            h.stamp = self.get_clock().now().to_msg()
+            h.frame_id = self.params["frame_id"]
+            return h
+
+        def _finish(self, code: int) -> None:
+            self.exit_code = code
+            self._stop.set()
+
+        def destroy_node(self) -> None:
+            stop = getattr(self, "_stop", None)
+            if stop is not None:
+                stop.set()
+                if self._thread is not threading.current_thread():
+                    self._thread.join(timeout=5.0)
+            source = getattr(self, "source", None)
+            if source is not None:
+                source.close()
+            super().destroy_node()
+
+    return _FerCamera
+
+
+def __getattr__(name: str):  # ``from fer_perception.camera_source import FerCamera`` works too
+    if name == "FerCamera":
+        return camera_node_class()
+    raise AttributeError(name)
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--video", metavar="PATH", help="video file")
+    src.add_argument("--device", metavar="N|/dev/videoN", help="camera: cv2.VideoCapture index or V4L2 path")
+    src.add_argument("--image", metavar="PATH", help="still image, published repeatedly")
+
+
+def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Parameter values given by the source flags (only those given)."""
+    out: dict[str, Any] = {}
+    for flag in ("video", "device", "image"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            out["source"] = str(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import rclpy
+    import rclpy.utilities
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from fer_perception.dds import ensure_fastdds_profile
+    from fer_perception.node import spin_until_exit, startup_error
+    from fer_perception.params import ParameterValueError
+
+    argv = list(sys.argv if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="fer_camera", description=__doc__.split("\n\n")[0])
+    add_source_arguments(parser)
+    parser.add_argument("--rate", type=float, help="frames per second")
+    parser.add_argument("--resize", metavar="WxH", help="resize frames, e.g. 640x480")
+    parser.add_argument("--loop", action="store_true", default=None, help="loop video files")
+    parser.add_argument("--frame-id", help="header.frame_id")
+    parser.add_argument("--max-frames", type=int, help="stop after N frames")
+    parser.add_argument("--compressed", action="store_true", default=None,
+                        help="also publish <image>/compressed (JPEG)")
+    args = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    overrides = source_overrides(args)
+    for flag, name in (("rate", "rate"), ("resize", "resize"), ("loop", "loop"), ("frame_id", "frame_id"),
+                       ("max_frames", "max_frames"), ("compressed", "publish_compressed")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[name] = value
+    if args.resize is not None:
+        try:
+            parse_resize(args.resize)
+        except ValueError as e:
+            return startup_error("fer_camera", str(e))
+
+    ensure_fastdds_profile()
+    rclpy.init(args=argv)
+    node = None
+    try:
+        try:
+            node = make_camera_node(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        except (SourceError, ParameterValueError, FileNotFoundError) as e:
+            return startup_error("fer_camera", str(e))
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        return spin_until_exit(executor, [node])
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    finally:
+        if node is not None:
+            try:
+                node.destroy_node()
+            except Exception:
+                pass
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
