@@ -1,0 +1,189 @@
+"""Loaders (npz / FER2013 CSV / folder tree), label mapping, splits and augmentation."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fer_training import data as fdata
+
+from .conftest import FER_NAMES, synthetic_faces
+
+
+def test_npz_loader_and_official_split(tiny_npz):
+    ds = fdata.load_dataset(tiny_npz)
+    assert ds.images.shape == (560, 48, 48) and ds.images.dtype == np.uint8
+    assert ds.label_names == FER_NAMES
+    assert ds.subjects is None  # the empty FER2013 subject column is dropped
+    split = fdata.make_split(ds)
+    assert len(split.train) == 420 and len(split.val) == 140
+    assert not set(split.train) & set(split.val)
+
+
+def test_fer2013_csv_loader(tmp_path):
+    images, labels = synthetic_faces(9)
+    usage = ["Training"] * 5 + ["PublicTest"] * 2 + ["PrivateTest"] * 2
+    lines = ["emotion,pixels,Usage"] + [f"{l},{' '.join(map(str, im.ravel()))},{u}"
+                                        for im, l, u in zip(images, labels, usage)]
+    path = tmp_path / "fer2013.csv"
+    path.write_text("\n".join(lines) + "\n")
+    ds = fdata.load_dataset(path)
+    np.testing.assert_array_equal(ds.images, images)
+    np.testing.assert_array_equal(ds.labels, labels)
+    assert ds.label_names == FER_NAMES
+    assert list(ds.splits) == ["train"] * 5 + ["public_test"] * 2 + ["private_test"] * 2
+    split = fdata.make_split(ds)
+    assert list(split.val) == [5, 6]
+
+
+def test_csv_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("label,image\n1,2 3\n")
+    with pytest.raises(fdata.DatasetError, match="emotion"):
+        fdata.load_dataset(bad)
+    short = tmp_path / "short.csv"
+    short.write_text("emotion,pixels,Usage\n3,1 2 3,Training\n")
+    with pytest.raises(fdata.DatasetError, match="2304"):
+        fdata.load_dataset(short)
+
+
+def test_unreadable_datasets(tmp_path):
+    with pytest.raises(fdata.DatasetError, match="does not exist"):
+        fdata.load_dataset(tmp_path / "nope.npz")
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file")
+    with pytest.raises(fdata.DatasetError, match="not a readable"):
+        fdata.load_dataset(junk)
+    np.savez(tmp_path / "nolabels.npz", images=np.zeros((2, 48, 48), np.uint8))
+    with pytest.raises(fdata.DatasetError, match="labels"):
+        fdata.load_dataset(tmp_path / "nolabels.npz")
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(fdata.DatasetError, match="format"):
+        fdata.load_dataset(tmp_path / "x.txt")
+    empty = tmp_path / "emptytree"
+    (empty / "a").mkdir(parents=True)
+    (empty / "b").mkdir()
+    with pytest.raises(fdata.DatasetError, match="no readable images"):
+        fdata.load_dataset(empty)
+
+
+def test_folder_loader_small_crops_and_label_file(tmp_path):
+    images, labels = synthetic_faces(12, num_classes=3)
+    root = tmp_path / "tree"
+    for i, (im, l) in enumerate(zip(images, labels)):
+        d = root / ["Happiness", "Sadness", "Calm"][l]
+        d.mkdir(parents=True, exist_ok=True)
+        big = cv2.resize(im, (60, 60))  # <= 64 px: resized, no face detection needed
+        cv2.imwrite(str(d / f"S{i % 4:03d}_{i}.png"), cv2.cvtColor(big, cv2.COLOR_GRAY2BGR))
+    (root / "Calm" / "broken.png").write_bytes(b"nope")
+    ds = fdata.load_dataset(root)
+    assert ds.label_names == ("Calm", "Happiness", "Sadness")  # sorted folders
+    assert len(ds) == 12 and ds.images.shape[1:] == (48, 48)
+    assert any("broken.png" in s for s in ds.skipped)
+    assert set(ds.subjects) == {"S000", "S001", "S002", "S003"}
+    # A label file fixes order and names.
+    lf = tmp_path / "labels.txt"
+    lf.write_text("# folder: class\nHappiness: happy\nSadness: sad\nCalm: neutral\n")
+    ds2 = fdata.load_dataset(root, label_file=lf)
+    assert ds2.label_names == ("happy", "sad", "neutral")
+    expected = np.array([["Happiness", "Sadness", "Calm"].index(n) for n in
+                         [["Happiness", "Sadness", "Calm"][l] for l in labels]])
+    assert sorted(ds2.labels.tolist()) == sorted(expected.tolist())
+    fer = fdata.to_fer2013_order(ds2)
+    assert fer.label_names == FER_NAMES
+    assert set(np.array(FER_NAMES)[fer.labels]) == {"happy", "sad", "neutral"}
+
+
+def test_folder_loader_large_photos_need_preprocessing(tmp_path, monkeypatch):
+    root = tmp_path / "photos"
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        cv2.imwrite(str(root / cls / "p.jpg"), np.full((200, 160, 3), 128, np.uint8))
+    import sys
+    import types
+
+    fake = types.ModuleType("fer_perception.preprocessing")
+    calls = []
+
+    def preprocess_photo(bgr):
+        calls.append(bgr.shape)
+        return None if len(calls) == 1 else np.full((48, 48), 7, np.uint8)
+
+    fake.preprocess_photo = preprocess_photo
+    monkeypatch.setitem(sys.modules, "fer_perception.preprocessing", fake)
+    ds = fdata.load_dataset(root)
+    assert calls == [(200, 160, 3), (200, 160, 3)]
+    assert len(ds) == 1 and ds.images[0, 0, 0] == 7
+    assert any("no face" in s for s in ds.skipped)
+
+
+def test_ckplus_mapping_drops_contempt(tiny_ck_npz):
+    ds = fdata.load_dataset(tiny_ck_npz)
+    assert ds.label_names[1] == "contempt" and ds.num_classes == 7
+    fer = fdata.to_fer2013_order(ds)
+    assert len(fer) == len(ds) - int((ds.labels == 1).sum())
+    # anger -> angry (0), sadness -> sad (4), surprise -> surprise (5)
+    for ck, fe in ((0, 0), (5, 4), (6, 5), (4, 3)):
+        src = ds.images[ds.labels == ck]
+        dst = fer.images[fer.labels == fe]
+        np.testing.assert_array_equal(src, dst)
+
+
+def test_subject_folds_on_ckplus_fixture(tiny_ck_npz):
+    ds = fdata.load_dataset(tiny_ck_npz)
+    seen = set()
+    for fold in range(10):
+        split = fdata.make_split(ds, "subject", fold=fold, k=10)
+        tr_subj, va_subj = set(ds.subjects[split.train]), set(ds.subjects[split.val])
+        assert not tr_subj & va_subj
+        assert len(split.train) + len(split.val) == len(ds)
+        seen |= set(split.val.tolist())
+    assert seen == set(range(len(ds)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 30), min_size=12, max_size=200), st.integers(2, 6), st.integers(0, 5))
+def test_subject_folds_never_share_a_subject(subject_ids, k, seed):
+    subjects = np.array([f"S{s}" for s in subject_ids])
+    if len(set(subject_ids)) < k:
+        with pytest.raises(fdata.DatasetError):
+            fdata.subject_folds(subjects, k, seed)
+        return
+    folds = fdata.subject_folds(subjects, k, seed)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(subjects)))
+    owners = {}
+    for f, idx in enumerate(folds):
+        assert len(idx) > 0
+        for s in set(subjects[idx]):
+            assert owners.setdefault(s, f) == f
+
+
+def test_stratified_split_keeps_every_class():
+    labels = np.repeat(np.arange(5), [2, 10, 40, 3, 100])
+    split = fdata.stratified_split(labels, 0.2, seed=1)
+    assert set(labels[split.val]) == set(range(5))
+    assert not set(split.train) & set(split.val)
+    assert len(split.train) + len(split.val) == len(labels)
+
+
+def test_augmentation_is_deterministic_and_label_preserving():
+    images, labels = synthetic_faces(64)
+    aug = fdata.Augmenter(rotation=20, shift=0.1, zoom=0.1, flip=True, erase_prob=0.5, brightness=0.2,
+                          contrast=0.3)
+    a1, l1 = fdata.epoch_arrays(images, labels, seed=3, epoch=5, augmenter=aug)
+    a2, l2 = fdata.epoch_arrays(images, labels, seed=3, epoch=5, augmenter=aug)
+    a3, _ = fdata.epoch_arrays(images, labels, seed=3, epoch=6, augmenter=aug)
+    np.testing.assert_array_equal(a1, a2)
+    np.testing.assert_array_equal(l1, l2)
+    assert not np.array_equal(a1, a3)
+    assert a1.dtype == np.uint8 and a1.shape == images.shape
+    assert sorted(l1.tolist()) == sorted(labels.tolist())
+    # A pure flip augmenter mirrors (p=0.5) and otherwise leaves the pixels alone.
+    flip_only = fdata.Augmenter(rotation=0, shift=0, zoom=0, flip=True)
+    out = flip_only(images, np.random.default_rng(0))
+    for o, im in zip(out, images):
+        assert np.array_equal(o, im) or np.array_equal(o, im[:, ::-1])
+    assert any(np.array_equal(o, im[:, ::-1]) and not np.array_equal(o, im) for o, im in zip(out, images))

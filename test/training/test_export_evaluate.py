@@ -1,0 +1,120 @@
+"""fer-export (ONNX/TFLite, checks, folded temperature + flip-TTA), fer-evaluate, calibration."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fer_training import calibration
+from fer_training.evaluate import Predictor, evaluate_model, main as evaluate_main, metrics_from_probs
+from fer_training.export import run_export
+
+
+@pytest.fixture(scope="module")
+def exported(random_keras_model, tiny_npz, tmp_path_factory):
+    out = tmp_path_factory.mktemp("exported")
+    summary = run_export(random_keras_model, out, formats="onnx,tflite-fp32,tflite-int8",
+                         calibration_data=tiny_npz, name="arch1_random", log=lambda *a, **k: None)
+    return out, summary
+
+
+def test_fp32_exports_match_keras(exported):
+    out, summary = exported
+    for fmt in ("onnx", "tflite-fp32"):
+        entry = summary["formats"][fmt]
+        assert entry["status"] == "exported", entry
+        assert entry["max_abs_diff"] <= 1e-5
+        assert entry["top1_agreement"] == 1.0
+    int8 = summary["formats"]["tflite-int8"]
+    assert int8["status"] == "exported" and 0.0 <= int8["top1_agreement"] <= 1.0
+    assert "accuracy_delta" in int8
+    assert summary["failures"] == []
+
+
+def test_onnx_contract_and_sidecar(exported, random_keras_model):
+    import onnx
+
+    out, _ = exported
+    model = onnx.load(str(out / "arch1_random.onnx"))
+    assert model.opset_import[0].version >= 17
+    (inp,), (outp,) = model.graph.input, model.graph.output
+    assert inp.name == "faces" and outp.name == "probabilities"
+    dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+    assert dims == ["N", 48, 48, 1]
+    side = json.loads((out / "arch1_random.json").read_text())
+    assert side["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert side["input"]["name"] == "faces" and side["output"]["shape"] == ["N", 7]
+    from fer_training.export import sha256
+
+    assert side["source_sha256"] == sha256(random_keras_model)
+    p = Predictor(out / "arch1_random.onnx")(np.zeros((5, 48, 48), np.uint8))
+    assert p.shape == (5, 7)  # dynamic batch
+
+
+def test_evaluate_onnx_equals_keras(exported, random_keras_model, tiny_npz):
+    out, _ = exported
+    r_onnx = evaluate_model(out / "arch1_random.onnx", tiny_npz)
+    r_keras = evaluate_model(random_keras_model, tiny_npz)
+    r_tfl = evaluate_model(out / "arch1_random_fp32.tflite", tiny_npz)
+    assert r_onnx["split"] == "public_test" and r_onnx["images"] == 140
+    assert r_onnx["accuracy"] == r_keras["accuracy"] == r_tfl["accuracy"]
+    assert r_onnx["confusion_matrix"] == r_keras["confusion_matrix"]
+    assert r_onnx["ece"] == pytest.approx(r_keras["ece"], abs=1e-5)
+
+
+def test_folded_temperature_and_flip_tta(random_keras_model, tmp_path):
+    summary = run_export(random_keras_model, tmp_path, formats="onnx", temperature="2.5", flip_tta=True,
+                         name="wrapped", log=lambda *a, **k: None)
+    assert summary["formats"]["onnx"]["max_abs_diff"] <= 1e-5
+    from fer_training.models import logits_model
+    from fer_training.train import load_keras_model
+
+    core = logits_model(load_keras_model(random_keras_model))
+    x = np.random.default_rng(1).uniform(0, 255, (6, 48, 48, 1)).astype(np.float32)
+    z = 0.5 * (np.asarray(core(x)) + np.asarray(core(x[:, :, ::-1])))
+    want = calibration.softmax(z, 2.5)
+    got = Predictor(tmp_path / "wrapped.onnx")(x)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_fit_temperature_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 3, (4000, 7))
+    labels = np.array([rng.choice(7, p=p) for p in calibration.softmax(z, 2.0)])
+    t = calibration.fit_temperature(z, labels)
+    assert t == pytest.approx(2.0, rel=0.1)
+    t_probs = calibration.fit_temperature(calibration.softmax(z), labels)  # probabilities work too
+    assert t_probs == pytest.approx(t, rel=1e-3)
+    assert calibration.nll(z, labels, t) <= calibration.nll(z, labels, 1.0)
+
+
+def test_ece_and_metrics_known_values():
+    probs = np.tile([[0.9, 0.1]], (10, 1))
+    labels = np.array([0] * 9 + [1])
+    assert calibration.expected_calibration_error(probs, labels) == pytest.approx(0.0, abs=1e-9)
+    probs = np.tile([[1.0, 0.0]], (4, 1))
+    assert calibration.expected_calibration_error(probs, np.array([0, 0, 1, 1])) == pytest.approx(0.5)
+    m = metrics_from_probs(np.eye(3)[[0, 1, 2, 2]], np.array([0, 1, 1, 2]), ["a", "b", "c"])
+    assert m["accuracy"] == 0.75
+    assert m["confusion_matrix"] == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+    assert m["per_class_recall"] == {"a": 1.0, "b": 0.5, "c": 1.0}
+    assert m["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+
+
+def test_fer_evaluate_cli_writes_json_and_pngs(exported, tiny_npz, tmp_path):
+    out, _ = exported
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_text("epoch,lr,loss,accuracy,val_loss,val_accuracy,seconds,images_per_s\n"
+                                 "0,0.01,1.9,0.2,1.8,0.25,1,1\n1,0.001,1.5,0.4,1.6,0.35,1,1\n")
+    rc = evaluate_main(["--model", str(out / "arch1_random.onnx"), "--data", str(tiny_npz),
+                        "--json", str(tmp_path / "m.json"), "--png-dir", str(tmp_path / "png"),
+                        "--run-dir", str(run)])
+    assert rc == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["format"] == "onnx" and len(m["confusion_matrix"]) == 7
+    assert (tmp_path / "png" / "arch1_random_confusion.png").stat().st_size > 1000
+    assert (tmp_path / "png" / "run_curves.png").stat().st_size > 1000
+    assert evaluate_main(["--model", str(out / "arch1_random.onnx"), "--data", str(tmp_path / "none.npz")]) == 2

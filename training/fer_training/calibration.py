@@ -1,0 +1,143 @@
+"""Temperature scaling (Guo et al. 2017), expected calibration error, and the serving wrapper
+that folds temperature and horizontal-flip test-time augmentation into the exported graph."""
+
+from __future__ import annotations
+
+import numpy as np
+
+ECE_BINS = 15
+
+
+def _as_logits(logits_or_probs: np.ndarray) -> np.ndarray:
+    """Accept logits or probabilities; probabilities become log-probabilities (equivalent logits)."""
+    z = np.asarray(logits_or_probs, dtype=np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"expected N x C scores, got shape {z.shape}")
+    rows = z.sum(axis=1)
+    if z.min() >= 0 and np.allclose(rows, 1.0, atol=1e-3):
+        z = np.log(np.clip(z, 1e-12, 1.0))
+    return z
+
+
+def softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64) / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    p = softmax(logits, temperature)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, 1.0))))
+
+
+def fit_temperature(logits_or_probs: np.ndarray, labels: np.ndarray,
+                    bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+    """Temperature T > 0 minimising the NLL of softmax(logits / T) (golden-section on log T).
+
+    The NLL is convex in 1/T, so the 1-D search finds the global minimum within ``bounds``.
+    """
+    z = _as_logits(logits_or_probs)
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(z) != len(labels) or len(z) == 0:
+        raise ValueError(f"{len(z)} score rows but {len(labels)} labels")
+    lo, hi = np.log(bounds[0]), np.log(bounds[1])
+    g = (np.sqrt(5) - 1) / 2
+    a, b = lo, hi
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = nll(z, labels, np.exp(c)), nll(z, labels, np.exp(d))
+    for _ in range(80):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = nll(z, labels, np.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = nll(z, labels, np.exp(d))
+    return float(np.exp((a + b) / 2))
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE with equal-width confidence bins (top-1 confidence vs accuracy), in 0..1."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+# ----------------------------------------------------------------------- Keras serving wrapper
+def _keras_layers():
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="fer_training")
+    class HorizontalFlip(keras.layers.Layer):
+        """Mirror N x H x W x C images left-right (no parameters)."""
+
+        def call(self, x):
+            return ops.flip(x, axis=2)
+
+    @keras.saving.register_keras_serializable(package="fer_training")
+    class TemperatureScale(keras.layers.Layer):
+        """logits / T with a fixed (non-trainable, config-stored) temperature."""
+
+        def __init__(self, temperature: float = 1.0, **kwargs):
+            super().__init__(**kwargs)
+            if not temperature > 0:
+                raise ValueError(f"temperature must be > 0, got {temperature}")
+            self.temperature = float(temperature)
+
+        def call(self, x):
+            return x * (1.0 / self.temperature)
+
+        def get_config(self):
+            return {**super().get_config(), "temperature": self.temperature}
+
+    return HorizontalFlip, TemperatureScale
+
+
+HorizontalFlip, TemperatureScale = (None, None)
+
+
+def _ensure_layers():
+    global HorizontalFlip, TemperatureScale
+    if HorizontalFlip is None:
+        HorizontalFlip, TemperatureScale = _keras_layers()
+    return HorizontalFlip, TemperatureScale
+
+
+def serving_model(model, *, temperature: float = 1.0, flip_tta: bool = False):
+    """Wrap a fer_training model: faces (0..255) -> [flip-TTA logit average] -> / T -> softmax.
+
+    With temperature 1 and no TTA the output equals ``model``'s. The input/output names follow
+    the model contract (``faces`` -> ``probabilities``).
+    """
+    import keras
+
+    from .models import INPUT_NAME, OUTPUT_NAME, logits_model
+
+    flip_layer, temp_layer = _ensure_layers()
+    core = logits_model(model)
+    inputs = keras.Input(model.inputs[0].shape[1:], name=INPUT_NAME, dtype="float32")
+    logits = core(inputs)
+    if flip_tta:
+        flipped = core(flip_layer(name="hflip")(inputs))
+        logits = keras.layers.Average(name="tta_average")([logits, flipped])
+    if temperature != 1.0:
+        logits = temp_layer(temperature, name="temperature")(logits)
+    probs = keras.layers.Activation("softmax", name=OUTPUT_NAME)(logits)
+    suffix = ("_tta" if flip_tta else "") + (f"_T{temperature:.3f}" if temperature != 1.0 else "")
+    return keras.Model(inputs, probs, name=f"{model.name}_serving{suffix}")
+
+
+def custom_objects() -> dict:
+    flip_layer, temp_layer = _ensure_layers()
+    return {"HorizontalFlip": flip_layer, "TemperatureScale": temp_layer}

@@ -1,0 +1,513 @@
+"""Data sets, splits and augmentation for training.
+
+One loader, :func:`load_dataset`, reads
+
+* ``.npz`` files with ``images`` (N x 48 x 48 uint8) and ``labels`` (ints) plus optional
+  ``label_names``, ``split``, ``subject`` arrays (the schema of ../shared/data/fer2013.npz and
+  ckplus48.npz);
+* the original FER2013 CSV (``emotion,pixels,Usage`` with Usage Training/PublicTest/PrivateTest,
+  stored as splits ``train``/``public_test``/``private_test``);
+* folder-per-class image trees (``root/<class>/<image>``). Small grey crops (<= 64 px on the long
+  side) are just resized to 48 x 48; larger photos go through the runtime's face preprocessing
+  (``fer_perception.preprocessing.preprocess_photo``: detect + align + crop), imported lazily.
+
+and returns a :class:`FaceDataset`. The class list always comes from the data set itself
+(``label_names``); :func:`canonical_label` and :func:`to_fer2013_order` map names such as
+``anger``/``sadness``/``happiness`` onto the FER2013 order of ``fer_perception.labels`` when a
+model in the runtime's order is wanted (CK+'s ``contempt`` has no FER2013 class and is dropped
+there). A label file (one class per line, optionally ``folder_name: class_name``) fixes the
+class order and names of folder data sets.
+
+Augmentation (:class:`Augmenter`) is numpy + OpenCV, applied per epoch to the training split only,
+deterministically from (seed, epoch), so a resumed run sees exactly the same batches.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+IMAGE_SIZE = 48
+SMALL_CROP_MAX_SIDE = 64
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
+
+FER2013_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+try:  # the runtime's single source of truth, when the runtime package is importable
+    from fer_perception.labels import EMOTION_LABELS as _RUNTIME_LABELS
+
+    if tuple(_RUNTIME_LABELS) != FER2013_LABELS:  # pragma: no cover - guards a silent drift
+        raise ImportError("fer_perception.labels.EMOTION_LABELS changed order")
+    FER2013_LABELS = tuple(_RUNTIME_LABELS)
+except ImportError:  # pragma: no cover - training without the runtime installed
+    pass
+
+# Synonyms seen in public FER data sets -> FER2013 class name.
+_SYNONYMS = {
+    "angry": "angry", "anger": "angry", "an": "angry",
+    "disgust": "disgust", "disgusted": "disgust", "di": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "fe": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy", "ha": "happy",
+    "sad": "sad", "sadness": "sad", "sa": "sad",
+    "surprise": "surprise", "surprised": "surprise", "su": "surprise",
+    "neutral": "neutral", "ne": "neutral", "calm": "neutral",
+}
+
+_CSV_USAGE = {"training": "train", "publictest": "public_test", "privatetest": "private_test"}
+
+
+class DatasetError(ValueError):
+    """A data set that cannot be read, or a split that cannot be made; says what and where."""
+
+
+@dataclass
+class FaceDataset:
+    images: np.ndarray                     # uint8 N x 48 x 48
+    labels: np.ndarray                     # int64 N, indices into label_names
+    label_names: tuple[str, ...]
+    subjects: np.ndarray | None = None     # str N (identity of the person) or None
+    splits: np.ndarray | None = None       # str N (e.g. train/public_test) or None
+    source: str = ""
+    skipped: list[str] = field(default_factory=list)  # files a folder loader could not use
+
+    def __post_init__(self):
+        self.images = np.asarray(self.images)
+        self.labels = np.asarray(self.labels).astype(np.int64)
+        n = len(self.images)
+        if self.images.dtype != np.uint8 or self.images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise DatasetError(f"{self.source or 'data set'}: images must be uint8 N x 48 x 48, "
+                               f"got {self.images.dtype} {self.images.shape}")
+        if self.labels.shape != (n,):
+            raise DatasetError(f"{self.source}: {n} images but labels of shape {self.labels.shape}")
+        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.label_names)):
+            raise DatasetError(f"{self.source}: labels outside 0..{len(self.label_names) - 1} "
+                               f"(label_names={list(self.label_names)})")
+        for name in ("subjects", "splits"):
+            arr = getattr(self, name)
+            if arr is not None:
+                arr = np.asarray(arr).astype(str)
+                if arr.shape != (n,):
+                    raise DatasetError(f"{self.source}: {name} has shape {arr.shape}, expected ({n},)")
+                setattr(self, name, arr)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    def subset(self, index: np.ndarray) -> "FaceDataset":
+        index = np.asarray(index)
+        return replace(
+            self, images=self.images[index], labels=self.labels[index],
+            subjects=None if self.subjects is None else self.subjects[index],
+            splits=None if self.splits is None else self.splits[index], skipped=list(self.skipped),
+        )
+
+    def split_names(self) -> list[str]:
+        return [] if self.splits is None else sorted(set(self.splits.tolist()))
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=self.num_classes)
+
+
+# --------------------------------------------------------------------------------------- labels
+def canonical_label(name: str) -> str | None:
+    """FER2013 class name for a data set's class name, or None (e.g. CK+ 'contempt')."""
+    return _SYNONYMS.get(str(name).strip().lower())
+
+
+def to_fer2013_order(ds: FaceDataset) -> FaceDataset:
+    """Relabel into FER2013 order (7 classes); samples of classes FER2013 lacks are dropped."""
+    mapping = np.full(ds.num_classes, -1, dtype=np.int64)
+    for i, name in enumerate(ds.label_names):
+        canon = canonical_label(name)
+        if canon is not None:
+            mapping[i] = FER2013_LABELS.index(canon)
+    new = mapping[ds.labels]
+    keep = np.flatnonzero(new >= 0)
+    out = ds.subset(keep)
+    out.labels = new[keep]
+    out.label_names = FER2013_LABELS
+    return out
+
+
+def read_label_file(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """Lines ``name`` or ``folder: name`` (``#`` comments); returns [(folder, class_name)]."""
+    entries = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DatasetError(f"cannot read label file {path}: {exc}") from exc
+    for raw in lines:
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        folder, _, name = line.partition(":")
+        folder, name = folder.strip(), (name.strip() or folder.strip())
+        entries.append((folder, name))
+    if len(entries) < 2:
+        raise DatasetError(f"label file {path} names {len(entries)} classes; need at least 2")
+    return entries
+
+
+# -------------------------------------------------------------------------------------- loaders
+def load_dataset(path: str | os.PathLike, *, label_file: str | os.PathLike | None = None,
+                 max_images: int | None = None) -> FaceDataset:
+    """Load an .npz, a FER2013 .csv or a folder-per-class tree (see module doc)."""
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"data set {p} does not exist")
+    if p.is_dir():
+        ds = _load_folder(p, label_file)
+    elif p.suffix.lower() == ".npz":
+        ds = _load_npz(p)
+    elif p.suffix.lower() == ".csv":
+        ds = _load_csv(p)
+    else:
+        raise DatasetError(f"{p}: unknown data set format (expected .npz, .csv or a directory)")
+    if label_file is not None and not p.is_dir():
+        ds = _apply_label_file(ds, read_label_file(label_file), str(label_file))
+    if len(ds) == 0:
+        raise DatasetError(f"{p}: the data set contains no images")
+    if max_images is not None and len(ds) > max_images:
+        ds = ds.subset(np.arange(max_images))
+    return ds
+
+
+def _apply_label_file(ds: FaceDataset, entries, where: str) -> FaceDataset:
+    """Rename/reorder classes of a labelled data set: entries [(existing name, new name)]."""
+    old = [n.lower() for n in ds.label_names]
+    mapping = np.full(ds.num_classes, -1, dtype=np.int64)
+    for new_index, (existing, _) in enumerate(entries):
+        if existing.lower() not in old:
+            raise DatasetError(f"label file {where} names class {existing!r}, "
+                               f"which {ds.source} does not have ({list(ds.label_names)})")
+        mapping[old.index(existing.lower())] = new_index
+    keep = np.flatnonzero(mapping[ds.labels] >= 0)
+    out = ds.subset(keep)
+    out.labels = mapping[ds.labels[keep]]
+    out.label_names = tuple(name for _, name in entries)
+    return out
+
+
+def _load_npz(p: Path) -> FaceDataset:
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            files = set(z.files)
+            missing = {"images", "labels"} - files
+            if missing:
+                raise DatasetError(f"{p}: npz lacks array(s) {sorted(missing)} "
+                                   f"(has {sorted(files)}); expected images N x 48 x 48 uint8 + labels")
+            images = z["images"]
+            labels = z["labels"]
+            names = tuple(str(x) for x in z["label_names"]) if "label_names" in files else None
+            subjects = z["subject"] if "subject" in files else None
+            splits = z["split"] if "split" in files else None
+    except DatasetError:
+        raise
+    except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled object arrays), OSError
+        raise DatasetError(f"{p}: not a readable .npz data set ({type(exc).__name__}: {exc})") from exc
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.dtype != np.uint8:
+        if np.issubdtype(images.dtype, np.floating) and images.size and images.max() <= 1.0:
+            images = images * 255.0
+        images = np.clip(np.rint(images), 0, 255).astype(np.uint8)
+    if images.ndim != 3:
+        raise DatasetError(f"{p}: images have shape {images.shape}, expected N x H x W")
+    if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        images = np.stack([_resize(im) for im in images]) if len(images) else images.reshape(0, 48, 48)
+    if names is None:
+        names = tuple(f"class_{i}" for i in range(int(labels.max()) + 1)) if len(labels) else ()
+    if subjects is not None and all(str(s) == "" for s in subjects[: min(len(subjects), 1000)]):
+        subjects = None  # FER2013 has an empty subject column
+    return FaceDataset(images, labels, names, subjects=subjects, splits=splits, source=str(p))
+
+
+def _load_csv(p: Path) -> FaceDataset:
+    images, labels, splits = [], [], []
+    try:
+        with open(p, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+            if "emotion" not in fields or "pixels" not in fields:
+                raise DatasetError(f"{p}: CSV header {reader.fieldnames} lacks 'emotion' and 'pixels' "
+                                   "(expected the FER2013 layout emotion,pixels,Usage)")
+            for line_no, row in enumerate(reader, start=2):
+                row = {k.strip().lower(): v for k, v in row.items() if k is not None}
+                try:
+                    pix = np.array(row["pixels"].split(), dtype=np.int64)
+                    label = int(row["emotion"])
+                except (ValueError, AttributeError) as exc:
+                    raise DatasetError(f"{p}:{line_no}: unreadable row ({exc})") from exc
+                if pix.size != IMAGE_SIZE * IMAGE_SIZE or pix.min() < 0 or pix.max() > 255:
+                    raise DatasetError(f"{p}:{line_no}: expected 2304 pixel values 0..255, "
+                                       f"got {pix.size}")
+                images.append(pix.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE))
+                labels.append(label)
+                usage = (row.get("usage") or "").strip()
+                splits.append(_CSV_USAGE.get(usage.lower(), usage.lower() or "all"))
+    except DatasetError:
+        raise
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"{p}: not a readable FER2013 CSV ({type(exc).__name__}: {exc})") from exc
+    if not images:
+        raise DatasetError(f"{p}: the CSV has a header but no rows")
+    labels = np.array(labels)
+    if labels.min() < 0 or labels.max() > 6:
+        raise DatasetError(f"{p}: FER2013 emotion codes must be 0..6, found {labels.min()}..{labels.max()}")
+    return FaceDataset(np.stack(images), labels, FER2013_LABELS, splits=np.array(splits), source=str(p))
+
+
+def _resize(grey: np.ndarray) -> np.ndarray:
+    h, w = grey.shape[:2]
+    interp = cv2.INTER_AREA if max(h, w) > IMAGE_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(grey, (IMAGE_SIZE, IMAGE_SIZE), interpolation=interp)
+
+
+def _preprocess_photo_fn():
+    try:
+        from fer_perception.preprocessing import preprocess_photo
+    except ImportError as exc:
+        raise DatasetError(
+            "folder data set contains photos larger than 64 px, which need face detection and "
+            f"alignment from fer_perception.preprocessing.preprocess_photo, not importable here ({exc})"
+        ) from exc
+    return preprocess_photo
+
+
+def _load_folder(root: Path, label_file) -> FaceDataset:
+    if label_file is not None:
+        entries = read_label_file(label_file)
+    else:
+        entries = [(d.name, d.name) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    if len(entries) < 2:
+        raise DatasetError(f"{root}: a folder data set needs one sub-folder per class (>= 2), "
+                           f"found {[e[0] for e in entries]}")
+    images, labels, subjects, skipped = [], [], [], []
+    preprocess = None
+    for index, (folder, _) in enumerate(entries):
+        cls_dir = root / folder
+        if not cls_dir.is_dir():
+            raise DatasetError(f"{root}: class folder {folder!r} (from the label file) does not exist")
+        for f in sorted(cls_dir.rglob("*")):
+            if not f.is_file() or f.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if bgr is None:
+                skipped.append(f"{f} (unreadable image)")
+                continue
+            if max(bgr.shape[:2]) <= SMALL_CROP_MAX_SIDE:
+                face = _resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+            else:
+                if preprocess is None:
+                    preprocess = _preprocess_photo_fn()
+                face = preprocess(bgr)
+                if face is None:
+                    skipped.append(f"{f} (no face found)")
+                    continue
+                face = np.asarray(face)
+                if face.ndim == 3:
+                    face = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
+                if face.shape != (IMAGE_SIZE, IMAGE_SIZE):
+                    face = _resize(face)
+                face = face.astype(np.uint8)
+            images.append(face)
+            labels.append(index)
+            # CK+-style file names (S010_004_...) carry the subject; else the file stem's prefix.
+            subjects.append(f.stem.split("_")[0])
+    if not images:
+        raise DatasetError(f"{root}: no readable images in the class folders "
+                           f"({len(skipped)} skipped: {skipped[:3]})")
+    return FaceDataset(np.stack(images), np.array(labels), tuple(n for _, n in entries),
+                       subjects=np.array(subjects), source=str(root), skipped=skipped)
+
+
+# --------------------------------------------------------------------------------------- splits
+@dataclass(frozen=True)
+class Split:
+    train: np.ndarray
+    val: np.ndarray
+    description: str
+
+
+def official_split(ds: FaceDataset, train: str = "train", val: str = "public_test") -> Split:
+    """Split by the data set's own split column (FER2013: Training / PublicTest)."""
+    if ds.splits is None:
+        raise DatasetError(f"{ds.source}: has no split column; use a stratified or subject split")
+    tr = np.flatnonzero(ds.splits == train)
+    va = np.flatnonzero(ds.splits == val)
+    if not len(tr) or not len(va):
+        raise DatasetError(f"{ds.source}: split names {ds.split_names()} lack {train!r} or {val!r}")
+    return Split(tr, va, f"official: {train} ({len(tr)}) / {val} ({len(va)})")
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float = 0.125, seed: int = 0) -> Split:
+    """Per-class random split; every class with >= 2 samples gets at least one val sample."""
+    if not 0 < val_fraction < 1:
+        raise DatasetError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    tr, va = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_val = int(round(len(idx) * val_fraction))
+        if len(idx) >= 2:
+            n_val = min(max(n_val, 1), len(idx) - 1)
+        else:
+            n_val = 0
+        va.append(idx[:n_val])
+        tr.append(idx[n_val:])
+    tr, va = np.sort(np.concatenate(tr)), np.sort(np.concatenate(va))
+    return Split(tr, va, f"stratified {1 - val_fraction:.0%}/{val_fraction:.0%} seed {seed}")
+
+
+def subject_folds(subjects: np.ndarray, k: int = 10, seed: int = 0) -> list[np.ndarray]:
+    """Subject-independent k folds: each subject's images all land in one fold.
+
+    Subjects are shuffled (seeded) and assigned greedily, largest first, to the fold with the fewest
+    images so far, which keeps fold sizes close. Returns k arrays of sample indices.
+    """
+    subjects = np.asarray(subjects).astype(str)
+    unique, counts = np.unique(subjects, return_counts=True)
+    if k < 2:
+        raise DatasetError(f"k must be >= 2, got {k}")
+    if len(unique) < k:
+        raise DatasetError(f"{len(unique)} subjects cannot fill {k} subject-independent folds")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(unique))
+    order = order[np.argsort(-counts[order], kind="stable")]
+    sizes = np.zeros(k, dtype=np.int64)
+    members: list[list[str]] = [[] for _ in range(k)]
+    for i in order:
+        f = int(np.argmin(sizes))
+        members[f].append(unique[i])
+        sizes[f] += counts[i]
+    return [np.flatnonzero(np.isin(subjects, m)) for m in members]
+
+
+def subject_kfold_split(ds: FaceDataset, fold: int, k: int = 10, seed: int = 0) -> Split:
+    if ds.subjects is None:
+        raise DatasetError(f"{ds.source}: no subject ids; a subject-independent split needs them")
+    folds = subject_folds(ds.subjects, k, seed)
+    if not 0 <= fold < k:
+        raise DatasetError(f"fold must be in 0..{k - 1}, got {fold}")
+    va = np.sort(folds[fold])
+    tr = np.sort(np.concatenate([f for i, f in enumerate(folds) if i != fold]))
+    return Split(tr, va, f"subject-independent fold {fold + 1}/{k} seed {seed}")
+
+
+def make_split(ds: FaceDataset, scheme: str = "auto", *, fold: int = 0, k: int = 10,
+               val_fraction: float = 0.125, seed: int = 0) -> Split:
+    """``auto``: official split if the data set has train + a test split, subject k-fold if it
+    has subject ids, stratified otherwise. Explicit: ``official``, ``subject``, ``stratified``."""
+    if scheme == "auto":
+        names = set(ds.split_names())
+        if "train" in names and names & {"public_test", "val", "validation", "test"}:
+            scheme = "official"
+        elif ds.subjects is not None:
+            scheme = "subject"
+        else:
+            scheme = "stratified"
+    if scheme == "official":
+        names = set(ds.split_names())
+        val = next((n for n in ("public_test", "val", "validation", "test") if n in names), "public_test")
+        return official_split(ds, "train", val)
+    if scheme == "subject":
+        return subject_kfold_split(ds, fold, k, seed)
+    if scheme == "stratified":
+        return stratified_split(ds.labels, val_fraction, seed)
+    raise DatasetError(f"unknown split scheme {scheme!r} (auto, official, subject, stratified)")
+
+
+# --------------------------------------------------------------------------------- augmentation
+@dataclass(frozen=True)
+class Augmenter:
+    """Random geometric + photometric augmentation of uint8 48x48 faces (numpy + OpenCV).
+
+    rotation: max degrees (uniform +-); shift: max fraction of the side; zoom: max relative scale
+    change (uniform 1 +- zoom); flip: horizontal flip with p=0.5; erase_prob: random erasing
+    (Zhong et al. 2020) of one rectangle covering ``erase_area`` of the image, filled with noise;
+    brightness/contrast: max relative jitter.
+    """
+
+    rotation: float = 20.0
+    shift: float = 0.1
+    zoom: float = 0.1
+    flip: bool = True
+    erase_prob: float = 0.0
+    erase_area: tuple[float, float] = (0.02, 0.2)
+    brightness: float = 0.0
+    contrast: float = 0.0
+
+    def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n = len(images)
+        out = np.empty_like(images)
+        s = IMAGE_SIZE
+        angle = rng.uniform(-self.rotation, self.rotation, n)
+        scale = rng.uniform(1 - self.zoom, 1 + self.zoom, n)
+        tx = rng.uniform(-self.shift, self.shift, n) * s
+        ty = rng.uniform(-self.shift, self.shift, n) * s
+        flip = rng.random(n) < 0.5 if self.flip else np.zeros(n, bool)
+        centre = ((s - 1) / 2.0, (s - 1) / 2.0)
+        for i in range(n):
+            m = cv2.getRotationMatrix2D(centre, float(angle[i]), float(scale[i]))
+            m[0, 2] += tx[i]
+            m[1, 2] += ty[i]
+            if flip[i]:  # x' = (s-1) - x, folded into the affine matrix
+                m[0] = -m[0]
+                m[0, 2] += s - 1
+            out[i] = cv2.warpAffine(images[i], m, (s, s), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE)
+        if self.brightness > 0 or self.contrast > 0:
+            f = out.astype(np.float32)
+            mean = f.mean(axis=(1, 2), keepdims=True)
+            c = rng.uniform(1 - self.contrast, 1 + self.contrast, (n, 1, 1)).astype(np.float32)
+            b = rng.uniform(-self.brightness, self.brightness, (n, 1, 1)).astype(np.float32) * 255
+            out = np.clip((f - mean) * c + mean + b, 0, 255).astype(np.uint8)
+        if self.erase_prob > 0:
+            for i in np.flatnonzero(rng.random(n) < self.erase_prob):
+                area = rng.uniform(*self.erase_area) * s * s
+                aspect = math.exp(rng.uniform(math.log(0.3), math.log(3.3)))
+                h = int(round(math.sqrt(area * aspect)))
+                w = int(round(math.sqrt(area / aspect)))
+                if 0 < h < s and 0 < w < s:
+                    y, x = rng.integers(0, s - h), rng.integers(0, s - w)
+                    out[i, y:y + h, x:x + w] = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        return out
+
+
+def epoch_rng(seed: int, epoch: int, stream: int = 0) -> np.random.Generator:
+    """The RNG of one epoch: a pure function of (seed, epoch), so resumes replay it exactly."""
+    return np.random.default_rng([int(seed), int(epoch), int(stream)])
+
+
+def epoch_arrays(images: np.ndarray, labels: np.ndarray, *, seed: int, epoch: int,
+                 augmenter: Augmenter | None, shuffle: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled (and augmented) training arrays of one epoch; deterministic in (seed, epoch)."""
+    rng = epoch_rng(seed, epoch)
+    order = rng.permutation(len(images)) if shuffle else np.arange(len(images))
+    x = images[order]
+    if augmenter is not None:
+        x = augmenter(x, rng)
+    return x, labels[order]
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Inverse-frequency class weights normalised to mean 1 over the samples (absent classes: 0)."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    w = np.where(counts > 0, len(labels) / np.maximum(counts, 1) / num_classes, 0.0)
+    return w
+
+
+def describe(ds: FaceDataset, index: Iterable[int] | None = None) -> str:
+    labels = ds.labels if index is None else ds.labels[np.asarray(list(index))]
+    counts = np.bincount(labels, minlength=ds.num_classes)
+    return ", ".join(f"{n}={c}" for n, c in zip(ds.label_names, counts))

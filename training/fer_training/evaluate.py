@@ -1,0 +1,305 @@
+"""``fer-evaluate``: accuracy, macro-F1, per-class recall, confusion matrix and expected calibration
+error of a .keras, .onnx or .tflite model on a data set split; optional PNG figures.
+
+    fer-evaluate --model runs/a1/model.keras --data ../shared/data/fer2013.npz --split public_test
+    fer-evaluate --model exported/arch1.onnx --data ../shared/data/fer2013.npz --json out.json --png-dir figs
+    fer-evaluate --run-dir runs/a1 --png-dir figs      # training curves from log.csv only
+
+The model contract is the project's: float32 N x 48 x 48 x 1 pixels in 0..255 in, N x C
+probabilities out. Predictions of every backend go through :func:`predict` so that the same
+numbers come out of every format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import data as fdata
+from .calibration import ECE_BINS, expected_calibration_error
+
+
+# ------------------------------------------------------------------------------------- backends
+class Predictor:
+    """Runs a model file on uint8/float batches N x 48 x 48 (x 1) and returns probabilities."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"model {self.path} does not exist")
+        suffix = self.path.suffix.lower()
+        self.kind = {".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}.get(suffix)
+        if self.kind is None:
+            raise ValueError(f"{self.path}: unknown model format {suffix!r} (.keras, .onnx, .tflite)")
+        from .runtime import cpu_count
+
+        threads = threads or cpu_count()
+        if self.kind == "keras":
+            from .runtime import configure
+
+            configure()
+            from .train import load_keras_model
+
+            self.model = load_keras_model(self.path)
+            self.num_classes = int(self.model.outputs[0].shape[-1])
+        elif self.kind == "onnx":
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+            self.input_name = self.session.get_inputs()[0].name
+            self.num_classes = int(self.session.get_outputs()[0].shape[-1])
+        else:
+            try:
+                from ai_edge_litert.interpreter import Interpreter
+            except ImportError:  # pragma: no cover - older environments
+                from tensorflow.lite.python.interpreter import Interpreter
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+            self.inp = self.interpreter.get_input_details()[0]
+            self.out = self.interpreter.get_output_details()[0]
+            self.num_classes = int(self.out["shape"][-1])
+            self._batch = None
+
+    def __call__(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        x = np.asarray(images)
+        if x.ndim == 3:
+            x = x[..., None]
+        x = x.astype(np.float32)
+        outs = []
+        for i in range(0, len(x), batch_size):
+            outs.append(self._run(x[i:i + batch_size]))
+        if not outs:
+            return np.zeros((0, self.num_classes), np.float32)
+        return np.concatenate(outs).astype(np.float32)
+
+    def _run(self, xb: np.ndarray) -> np.ndarray:
+        if self.kind == "keras":
+            return np.asarray(self.model(xb, training=False))
+        if self.kind == "onnx":
+            return self.session.run(None, {self.input_name: xb})[0]
+        return self._run_tflite(xb)
+
+    def _run_tflite(self, xb: np.ndarray) -> np.ndarray:
+        it, inp, out = self.interpreter, self.inp, self.out
+        if self._batch != len(xb):
+            it.resize_tensor_input(inp["index"], [len(xb), *xb.shape[1:]])
+            it.allocate_tensors()
+            self.inp = inp = it.get_input_details()[0]
+            self.out = out = it.get_output_details()[0]
+            self._batch = len(xb)
+        if inp["dtype"] != np.float32:  # fully-integer model: quantise the input
+            scale, zero = inp["quantization"]
+            xb = np.clip(np.round(xb / scale + zero), np.iinfo(inp["dtype"]).min,
+                         np.iinfo(inp["dtype"]).max).astype(inp["dtype"])
+        it.set_tensor(inp["index"], xb)
+        it.invoke()
+        y = it.get_tensor(out["index"])
+        if out["dtype"] != np.float32:
+            scale, zero = out["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return y
+
+
+# -------------------------------------------------------------------------------------- metrics
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(labels), np.asarray(preds)), 1)
+    return cm
+
+
+def metrics_from_probs(probs: np.ndarray, labels: np.ndarray, label_names) -> dict:
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    k = probs.shape[1]
+    preds = probs.argmax(axis=1)
+    cm = confusion_matrix(labels, preds, k)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    tp = np.diag(cm).astype(np.float64)
+    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
+    present = support > 0  # macro-F1 over the classes present in the split
+    names = list(label_names)[:k] + [f"class_{i}" for i in range(len(label_names), k)]
+    return dict(
+        images=int(len(labels)),
+        accuracy=float((preds == labels).mean()) if len(labels) else float("nan"),
+        macro_f1=float(f1[present].mean()) if present.any() else float("nan"),
+        per_class_recall={n: float(r) for n, r, p in zip(names, recall, present) if p},
+        per_class_f1={n: float(v) for n, v, p in zip(names, f1, present) if p},
+        support={n: int(s) for n, s in zip(names, support)},
+        ece=expected_calibration_error(probs, labels, ECE_BINS) if len(labels) else float("nan"),
+        ece_bins=ECE_BINS,
+        nll=float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1)))) if len(labels) else float("nan"),
+        confusion_matrix=cm.tolist(),
+        label_names=names,
+    )
+
+
+def select_split(ds: fdata.FaceDataset, split: str | None) -> tuple[np.ndarray, str]:
+    """Indices of the named split; default: public_test/val/test if present, else all images."""
+    names = ds.split_names()
+    if split in (None, "auto"):
+        split = next((n for n in ("public_test", "val", "validation", "test") if n in names), "all")
+    if split == "all":
+        return np.arange(len(ds)), "all"
+    if split not in names:
+        raise fdata.DatasetError(f"{ds.source}: no split {split!r} (has {names or ['all']})")
+    return np.flatnonzero(ds.splits == split), split
+
+
+def evaluate_model(model_path, data_path, split: str | None = None, *, label_file=None,
+                   max_images: int | None = None, to_fer_order: bool = False) -> dict:
+    ds = fdata.load_dataset(data_path, label_file=label_file)
+    if to_fer_order:
+        ds = fdata.to_fer2013_order(ds)
+    idx, split_name = select_split(ds, split)
+    if max_images:
+        idx = idx[:max_images]
+    predictor = Predictor(model_path)
+    if predictor.num_classes != ds.num_classes:
+        raise ValueError(f"model {model_path} outputs {predictor.num_classes} classes, the data set has "
+                         f"{ds.num_classes} ({list(ds.label_names)}); use --fer-order to map its labels")
+    t0 = time.time()
+    probs = predictor(ds.images[idx])
+    secs = time.time() - t0
+    result = metrics_from_probs(probs, ds.labels[idx], ds.label_names)
+    result.update(model=str(model_path), format=predictor.kind, data=str(data_path), split=split_name,
+                  seconds=round(secs, 3), images_per_s=round(len(idx) / max(secs, 1e-9), 1))
+    return result
+
+
+# --------------------------------------------------------------------------------------- figures
+def plot_confusion(cm, label_names, path: Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm, dtype=np.float64)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=120)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(label_names)), label_names)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{norm[i, j]:.2f}\n({int(cm[i, j])})", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix (row-normalised)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def read_log_csv(path: Path) -> dict[str, np.ndarray]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise ValueError(f"{path} has no epochs")
+    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows]) for k in rows[0]}
+
+
+def plot_training_curves(log_csv: Path, path: Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    log = read_log_csv(log_csv)
+    ep = log["epoch"] + 1
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), dpi=110)
+    axes[0].plot(ep, log["loss"], label="train")
+    axes[0].plot(ep, log["val_loss"], label="validation")
+    axes[0].set_title("loss")
+    axes[1].plot(ep, log["accuracy"], label="train (augmented)")
+    axes[1].plot(ep, log["val_accuracy"], label="validation")
+    axes[1].set_title("accuracy")
+    axes[2].plot(ep, log["lr"])
+    axes[2].set_title("learning rate")
+    axes[2].set_yscale("log" if np.nanmin(log["lr"]) > 0 else "linear")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    axes[1].legend()
+    fig.suptitle(title or str(log_csv.parent))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def format_report(r: dict) -> str:
+    lines = [f"{r['model']} ({r['format']}) on {r['data']} [{r['split']}]: {r['images']} images",
+             f"  accuracy {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}  ECE({r['ece_bins']}) {r['ece']:.4f}"
+             f"  NLL {r['nll']:.4f}  ({r['images_per_s']:.0f} images/s)",
+             "  recall: " + "  ".join(f"{k} {v:.3f}" for k, v in r["per_class_recall"].items())]
+    names = r["label_names"]
+    width = max(len(n) for n in names) + 1
+    lines.append("  confusion (rows true, cols predicted):")
+    lines.append("  " + " " * width + "".join(f"{n[:6]:>7}" for n in names))
+    for n, row in zip(names, r["confusion_matrix"]):
+        lines.append(f"  {n:>{width}}" + "".join(f"{v:>7}" for v in row))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="fer-evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", help=".keras, .onnx or .tflite model")
+    p.add_argument("--data", help=".npz, FER2013 .csv or folder-per-class directory")
+    p.add_argument("--split", help="split name (default: public_test/val/test if present, else all)")
+    p.add_argument("--label-file", help="class list / mapping for the data set")
+    p.add_argument("--fer-order", action="store_true", help="map the data set's classes onto FER2013's order")
+    p.add_argument("--max-images", type=int)
+    p.add_argument("--json", help="write the metrics here")
+    p.add_argument("--png-dir", help="write confusion-matrix (and training-curve) PNGs here")
+    p.add_argument("--run-dir", help="a fer-train run dir: plot its log.csv training curves")
+    args = p.parse_args(argv)
+    if not args.run_dir and not (args.model and args.data):
+        p.error("need --model and --data (and/or --run-dir for training curves)")
+    result = None
+    try:
+        if args.model:
+            result = evaluate_model(args.model, args.data, args.split, label_file=args.label_file,
+                                    max_images=args.max_images, to_fer_order=args.fer_order)
+            print(format_report(result))
+    except (fdata.DatasetError, FileNotFoundError, ValueError) as exc:
+        print(f"fer-evaluate: {exc}", file=sys.stderr)
+        return 2
+    if args.png_dir:
+        out = Path(args.png_dir)
+        if result is not None:
+            stem = Path(args.model).stem
+            f = plot_confusion(result["confusion_matrix"], result["label_names"], out / f"{stem}_confusion.png",
+                               f"{stem} on {Path(args.data).name} [{result['split']}]: acc {result['accuracy']:.3f}")
+            print(f"wrote {f}")
+        run_dir = Path(args.run_dir) if args.run_dir else (Path(args.model).parent if args.model else None)
+        if run_dir is not None and (run_dir / "log.csv").exists():
+            f = plot_training_curves(run_dir / "log.csv", out / f"{run_dir.name}_curves.png")
+            print(f"wrote {f}")
+        elif args.run_dir:
+            print(f"fer-evaluate: {run_dir}/log.csv not found", file=sys.stderr)
+            return 2
+    if args.json and result is not None:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

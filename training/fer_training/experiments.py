@@ -1,0 +1,274 @@
+"""``fer-experiments``: the paper's grid (ARCH-1..4 x data sets) with the paper recipe, cell by cell.
+
+Each cell is one ``fer-train`` run in a subprocess (so the command recorded for a cell is exactly
+the command that reproduces it). A finished cell leaves ``<out>/cells/<dataset>__<arch>__<fold>.json``
+and is skipped next time; an interrupted cell is resumed from its last epoch. After every cell
+``docs/results.md`` and a bar chart like the paper's Figure 5 are rewritten from the cell files.
+
+    fer-experiments --out-dir runs/experiments                       # the whole grid
+    fer-experiments --archs arch1,arch3 --datasets ckplus --folds 0,1 --epochs 30
+    fer-experiments --dataset-path imed=/data/imed_faces --datasets imed
+    fer-experiments --report-only                                    # just rewrite the report
+
+Data sets: ``fer2013`` (official Training / PublicTest split), ``ckplus`` (10-fold
+subject-independent cross-validation, CK+'s own 7 classes incl. contempt), and any other
+``name=path`` (npz/csv/folder; subject folds if it has subject ids, else a stratified split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .models import ARCHITECTURES, PAPER_PARAM_COUNTS, normalise_arch_name
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SHARED = Path(os.environ.get("FER_SHARED_DIR", REPO_ROOT.parent / "shared"))
+DEFAULT_DATASETS = {
+    "fer2013": str(DEFAULT_SHARED / "data" / "fer2013.npz"),
+    "ckplus": str(DEFAULT_SHARED / "data" / "ckplus48.npz"),
+}
+PAPER_ACCURACY = {  # Chowanda 2021, Figure 5 / text (their augmented random splits, not ours)
+    ("fer2013", "arch1"): 0.703,
+    ("ckplus", "arch1"): 0.994,
+}
+
+
+def cell_name(dataset: str, arch: str, fold) -> str:
+    return f"{dataset}__{arch}__{'all' if fold is None else f'fold{fold}'}"
+
+
+def _split_args(dataset: str, path: str, fold, k: int) -> list[str]:
+    if fold is None:
+        return ["--split", "auto"]
+    return ["--split", "subject", "--fold", str(fold), "--folds", str(k)]
+
+
+def plan_cells(datasets: dict[str, str], archs, folds_arg: str | None, k: int) -> list[dict]:
+    from . import data as fdata
+
+    cells = []
+    for ds_name, path in datasets.items():
+        ds = fdata.load_dataset(path)
+        names = set(ds.split_names())
+        official = "train" in names and bool(names & {"public_test", "val", "validation", "test"})
+        if official:
+            folds = [None]
+        elif ds.subjects is not None:
+            folds = list(range(k)) if not folds_arg else [int(f) for f in folds_arg.split(",")]
+        else:
+            folds = [None]  # stratified split inside fer-train (--split auto)
+        for arch in archs:
+            for fold in folds:
+                cells.append(dict(dataset=ds_name, path=path, arch=arch, fold=fold,
+                                  name=cell_name(ds_name, arch, fold)))
+    return cells
+
+
+def cell_command(cell: dict, out_dir: Path, k: int, extra: list[str]) -> list[str]:
+    run_dir = out_dir / "runs" / cell["name"]
+    return ["fer-train", "--data", cell["path"], "--arch", cell["arch"], "--profile", "paper",
+            *_split_args(cell["dataset"], cell["path"], cell["fold"], k), "--run-dir", str(run_dir), *extra]
+
+
+def run_cell(cell: dict, out_dir: Path, k: int, extra: list[str], log=print) -> dict | None:
+    cells_dir = out_dir / "cells"
+    cells_dir.mkdir(parents=True, exist_ok=True)
+    result_path = cells_dir / f"{cell['name']}.json"
+    if result_path.exists():
+        log(f"[{cell['name']}] done already, skipping")
+        return json.loads(result_path.read_text())
+    cmd = cell_command(cell, out_dir, k, extra)
+    run_dir = Path(cmd[cmd.index("--run-dir") + 1])
+    resume = (run_dir / "state.json").exists()
+    exe = [str(Path(sys.executable).with_name("fer-train"))] if Path(sys.executable).with_name("fer-train").exists() \
+        else [sys.executable, "-m", "fer_training.train"]
+    argv = exe + (["--run-dir", str(run_dir), "--resume"] if resume else cmd[1:])
+    log(f"[{cell['name']}] {'resuming' if resume else 'training'}: {shlex.join(cmd)}", flush=True)
+    t0 = time.time()
+    rc = subprocess.call(argv)
+    if rc != 0 or not (run_dir / "results.json").exists():
+        log(f"[{cell['name']}] FAILED (exit {rc}); rerun to resume it")
+        return None
+    res = json.loads((run_dir / "results.json").read_text())
+    res.update(cell=cell["name"], dataset=cell["dataset"], arch=cell["arch"], fold=cell["fold"],
+               command=shlex.join(cmd), wall_seconds=round(time.time() - t0, 1))
+    result_path.write_text(json.dumps(res, indent=2))
+    return res
+
+
+def load_cells(out_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out_dir / "cells").glob("*.json"))]
+
+
+def aggregate(results: list[dict]) -> dict[tuple[str, str], dict]:
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["dataset"], r["arch"]), []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        acc = np.array([r["val_accuracy"] for r in rs])
+        out[key] = dict(
+            accuracy=float(acc.mean()), std=float(acc.std()) if len(acc) > 1 else 0.0, n=len(rs),
+            params=rs[0].get("params"), train_seconds=float(sum(r.get("train_seconds", 0) for r in rs)),
+            epochs=[r.get("epochs_run") for r in rs], best_epochs=[r.get("best_epoch") for r in rs],
+            commands=[r.get("command", "") for r in rs], cells=[r["cell"] for r in rs],
+        )
+    return out
+
+
+def plot_figure(agg: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({d for d, _ in agg})
+    archs = [a for a in ARCHITECTURES if any((d, a) in agg for d in datasets)]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=120)
+    width = 0.8 / max(len(archs), 1)
+    for i, arch in enumerate(archs):
+        xs, ys, es = [], [], []
+        for j, d in enumerate(datasets):
+            if (d, arch) in agg:
+                xs.append(j + (i - (len(archs) - 1) / 2) * width)
+                ys.append(100 * agg[(d, arch)]["accuracy"])
+                es.append(100 * agg[(d, arch)]["std"])
+        bars = ax.bar(xs, ys, width, yerr=es, capsize=3, label=arch.upper().replace("ARCH", "ARCH-"))
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+    ax.set_xticks(range(len(datasets)), datasets)
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("Accuracy per architecture and data set (paper recipe, our splits)")
+    ax.legend(ncol=4, fontsize=8, loc="lower center")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(out_dir: Path, md_path: Path, fig_path: Path, planned: list[dict] | None = None) -> str:
+    results = load_cells(out_dir)
+    agg = aggregate(results)
+    lines = [
+        "# Results: ARCH-1..4 with the paper recipe",
+        "",
+        "Generated by `fer-experiments` from the cell files under "
+        f"`{out_dir}` (do not edit by hand; rerun `fer-experiments --report-only`).",
+        "Protocol: see docs/training.md. FER2013 = Training (28,709) / PublicTest (3,589), best epoch selected on "
+        "PublicTest; CK+ = subject-independent 10-fold cross-validation, mean +- std over the folds run. "
+        "The paper augmented before splitting (its validation images are augmented copies of training images) "
+        "and split CK+ at random, so its figures are not directly comparable.",
+        "",
+        "| data set | arch | accuracy | folds | params | training time | epochs (best) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (d, a), g in sorted(agg.items()):
+        acc = f"{100 * g['accuracy']:.2f} %" + (f" +- {100 * g['std']:.2f}" if g["n"] > 1 else "")
+        paper = PAPER_ACCURACY.get((d, a))
+        if paper:
+            acc += f" (paper {100 * paper:.1f} %)"
+        lines.append(f"| {d} | {a} | {acc} | {g['n']} | {g['params']:,} | {g['train_seconds'] / 60:.1f} min | "
+                     + ", ".join(f"{e} ({b})" for e, b in zip(g["epochs"], g["best_epochs"])) + " |")
+    if planned:
+        done = {r["cell"] for r in results}
+        missing = [c["name"] for c in planned if c["name"] not in done]
+        if missing:
+            lines += ["", f"Cells not run yet ({len(missing)}): " + ", ".join(f"`{m}`" for m in missing)]
+    lines += ["", "## Reproduce a cell", "", "Each cell is exactly one command:", ""]
+    for r in sorted(results, key=lambda r: r["cell"]):
+        lines.append(f"- `{r['cell']}`: `{r.get('command', '')}` "
+                     f"-> {100 * r['val_accuracy']:.2f} % ({r.get('epochs_run')} epochs, "
+                     f"{r.get('train_seconds', 0) / 60:.1f} min)")
+    if agg:
+        fig = plot_figure(agg, fig_path)
+        rel = os.path.relpath(fig, md_path.parent)
+        lines += ["", f"![accuracy per architecture and data set]({rel})"]
+    lines += ["", "Parameter counts (checked against the paper in `fer_training.models`): "
+              + ", ".join(f"{a} {c.total:,}" for a, c in PAPER_PARAM_COUNTS.items()), ""]
+    text = "\n".join(lines)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text(text)
+    return text
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="fer-experiments", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--out-dir", default=str(REPO_ROOT / "runs" / "experiments"))
+    p.add_argument("--archs", default=",".join(ARCHITECTURES))
+    p.add_argument("--datasets", default="fer2013,ckplus", help="comma list of data set names")
+    p.add_argument("--dataset-path", action="append", default=[], metavar="NAME=PATH",
+                   help="add or override a data set (npz, FER2013 csv or folder-per-class)")
+    p.add_argument("--folds", help="comma list of fold indices to run (subject-fold data sets)")
+    p.add_argument("--k", type=int, default=10, help="number of subject-independent folds")
+    p.add_argument("--cells", help="comma list of cell names to run (see --dry-run)")
+    p.add_argument("--epochs", type=int, help="cap the epochs of every cell (paper: 200 with early stopping)")
+    p.add_argument("--max-train-images", type=int)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--results-md", default=str(REPO_ROOT / "docs" / "results.md"))
+    p.add_argument("--figure", default=str(REPO_ROOT / "docs" / "figures" / "results_accuracy.png"))
+    p.add_argument("--dry-run", action="store_true", help="print the cells and their commands")
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args(argv)
+
+    out_dir = Path(args.out_dir)
+    datasets = dict(DEFAULT_DATASETS)
+    for item in args.dataset_path:
+        name, sep, path = item.partition("=")
+        if not sep:
+            p.error(f"--dataset-path wants NAME=PATH, got {item!r}")
+        datasets[name.strip()] = path.strip()
+    chosen = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    unknown = [d for d in chosen if d not in datasets]
+    if unknown:
+        p.error(f"unknown data set(s) {unknown}; add them with --dataset-path NAME=PATH")
+    datasets = {d: datasets[d] for d in chosen}
+    archs = [normalise_arch_name(a) for a in args.archs.split(",") if a.strip()]
+    extra = ["--seed", str(args.seed)]
+    if args.epochs:
+        extra += ["--epochs", str(args.epochs)]
+    if args.max_train_images:
+        extra += ["--max-train-images", str(args.max_train_images)]
+
+    from .data import DatasetError
+
+    try:
+        planned = plan_cells(datasets, archs, args.folds, args.k)
+    except DatasetError as exc:
+        print(f"fer-experiments: {exc}", file=sys.stderr)
+        return 2
+    if args.cells:
+        wanted = {c.strip() for c in args.cells.split(",")}
+        planned = [c for c in planned if c["name"] in wanted]
+        if not planned:
+            print(f"fer-experiments: no planned cell matches {sorted(wanted)}", file=sys.stderr)
+            return 2
+    md, fig = Path(args.results_md), Path(args.figure)
+    if args.dry_run:
+        for c in planned:
+            print(f"{c['name']}: {shlex.join(cell_command(c, out_dir, args.k, extra))}")
+        return 0
+    failed = 0
+    if not args.report_only:
+        for c in planned:
+            if run_cell(c, out_dir, args.k, extra) is None:
+                failed += 1
+            write_report(out_dir, md, fig, planned)
+    write_report(out_dir, md, fig, planned)
+    print(f"wrote {md} and {fig}" + (f"; {failed} cell(s) failed" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""``fer-export``: Keras model -> ONNX / TFLite (fp32, fp16, int8) / TensorRT, each checked against
+the Keras model, with an optional temperature and flip-TTA folded into the exported graph.
+
+    fer-export --model runs/a1/model.keras --out-dir exported --calibration-data ../shared/data/fer2013.npz \\
+               --formats onnx,tflite-fp32,tflite-fp16,tflite-int8 --temperature auto --flip-tta
+
+Every exported file has the model contract: input ``faces`` float32 [N, 48, 48, 1] with grey pixels
+in 0..255 (normalisation is inside the graph), output ``probabilities`` float32 [N, C] in the
+training data's class order (FER2013's for FER2013 models). Checks: fp32 formats must match the
+Keras model to max |dp| <= 1e-5 on the validation images (else the command fails); fp16/int8
+report top-1 agreement and the accuracy delta. A JSON sidecar next to the ONNX file records labels,
+input/output spec, hashes of the source and exported models, temperature, TTA and the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import data as fdata
+
+FORMATS = ("onnx", "tflite-fp32", "tflite-fp16", "tflite-int8", "tensorrt")
+DEFAULT_FORMATS = "onnx,tflite-fp32,tflite-fp16,tflite-int8,tensorrt"
+FP32_TOLERANCE = 1e-5
+ONNX_OPSET = 17
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _serving_function(model):
+    import tensorflow as tf
+
+    from .models import INPUT_SHAPE
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32, name="faces")])
+    def serve(faces):
+        return model(faces, training=False)
+
+    return serve
+
+
+# ------------------------------------------------------------------------------------------- ONNX
+def export_onnx(model, path: Path, opset: int = ONNX_OPSET) -> Path:
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    from .models import INPUT_NAME, INPUT_SHAPE, OUTPUT_NAME
+
+    serve = _serving_function(model)
+    spec = [tf.TensorSpec([None, *INPUT_SHAPE], tf.float32, name=INPUT_NAME)]
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)
+    _rename_io(proto, INPUT_NAME, OUTPUT_NAME)
+    onnx.checker.check_model(proto)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(path))
+    return path
+
+
+def _rename_io(proto, input_name: str, output_name: str) -> None:
+    """Give the graph's single input/output the contract's names and a symbolic batch dim N."""
+    g = proto.graph
+    inputs = [i for i in g.input if i.name not in {t.name for t in g.initializer}]
+    if len(inputs) != 1 or len(g.output) != 1:
+        raise ExportError(f"expected one input and one output, got {len(inputs)} / {len(g.output)}")
+    renames = {inputs[0].name: input_name, g.output[0].name: output_name}
+    for node in g.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    inputs[0].name = input_name
+    g.output[0].name = output_name
+    for vi in (inputs[0], g.output[0]):
+        dim0 = vi.type.tensor_type.shape.dim[0]
+        dim0.ClearField("dim_value")
+        dim0.dim_param = "N"
+
+
+# ----------------------------------------------------------------------------------------- TFLite
+def export_tflite(model, path: Path, mode: str, representative: np.ndarray | None = None) -> Path:
+    import tensorflow as tf
+
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    # Freeze the weights into constants first: converting the live function leaves resource
+    # variables in the flatbuffer (READ_VARIABLE ops) that break int8 calibration and fp32 equality.
+    frozen = convert_variables_to_constants_v2(_serving_function(model).get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    if mode == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "int8":
+        if representative is None or not len(representative):
+            raise ExportError("tflite-int8 needs representative images: pass --calibration-data")
+        rep = representative.astype(np.float32)[..., None]
+
+        def gen():
+            for i in range(len(rep)):
+                yield [rep[i:i + 1]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = gen
+        # Integer kernels inside; float32 input/output so the runtime contract does not change.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    elif mode != "fp32":
+        raise ExportError(f"unknown TFLite mode {mode!r}")
+    blob = converter.convert()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(blob)
+    return path
+
+
+# --------------------------------------------------------------------------------------- TensorRT
+def tensorrt_available() -> tuple[bool, str]:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError as exc:
+        return False, f"the tensorrt Python package is not importable here ({exc}); build the engine on " \
+                      "the target with: trtexec --onnx=MODEL.onnx --saveEngine=MODEL.engine " \
+                      "--minShapes=faces:1x48x48x1 --optShapes=faces:8x48x48x1 --maxShapes=faces:64x48x48x1 --fp16"
+    return True, ""
+
+
+def export_tensorrt(onnx_path: Path, path: Path, fp16: bool = True, max_batch: int = 64) -> Path:
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ExportError(f"TensorRT cannot parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    if fp16 and getattr(builder, "platform_has_fast_fp16", True):
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    profile.set_shape("faces", (1, 48, 48, 1), (8, 48, 48, 1), (max_batch, 48, 48, 1))
+    config.add_optimization_profile(profile)
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise ExportError("TensorRT failed to build the engine")
+    path.write_bytes(bytes(engine))
+    return path
+
+
+# ------------------------------------------------------------------------------------------ main
+def load_eval_data(path, label_file=None, val_split=None, max_val: int = 4000, max_rep: int = 500, seed: int = 0):
+    """(validation images, labels, label names, representative training images) from a data set."""
+    ds = fdata.load_dataset(path, label_file=label_file)
+    names = ds.split_names()
+    if val_split is None:
+        val_split = next((n for n in ("public_test", "val", "validation", "test") if n in names), None)
+    if val_split is not None:
+        va = np.flatnonzero(ds.splits == val_split)
+        tr = np.flatnonzero(ds.splits == "train") if "train" in names else np.setdiff1d(np.arange(len(ds)), va)
+    else:
+        split = fdata.make_split(ds, "stratified" if ds.subjects is None else "subject", seed=seed)
+        tr, va = split.train, split.val
+    rng = np.random.default_rng(seed)
+    if len(va) > max_val:
+        va = np.sort(rng.choice(va, max_val, replace=False))
+    rep = np.sort(rng.choice(tr, min(max_rep, len(tr)), replace=False)) if len(tr) else va[:max_rep]
+    return ds.images[va], ds.labels[va], ds.label_names, ds.images[rep]
+
+
+def compare(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None) -> dict:
+    out = dict(max_abs_diff=float(np.abs(ref - got).max()) if len(ref) else 0.0,
+               top1_agreement=float((ref.argmax(1) == got.argmax(1)).mean()) if len(ref) else 1.0)
+    if labels is not None and len(labels):
+        out["accuracy"] = float((got.argmax(1) == labels).mean())
+        out["accuracy_delta"] = out["accuracy"] - float((ref.argmax(1) == labels).mean())
+    return out
+
+
+def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data=None, label_file=None,
+               val_split=None, temperature="1", flip_tta=False, name=None, strict=True, log=print) -> dict:
+    from .runtime import configure
+
+    configure()
+    from .calibration import fit_temperature, serving_model
+    from .evaluate import Predictor
+    from .train import load_keras_model, predict_probs
+
+    model_path, out_dir = Path(model_path), Path(out_dir)
+    fmts = [f.strip() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad:
+        raise ExportError(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
+    if "tensorrt" in fmts and "onnx" not in fmts:
+        fmts.insert(0, "onnx")  # the engine is built from the ONNX file
+    name = name or model_path.stem
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    base = load_keras_model(model_path)
+    num_classes = int(base.outputs[0].shape[-1])
+    x_val = y_val = rep = None
+    label_names = None
+    if calibration_data:
+        x_val, y_val, label_names, rep = load_eval_data(calibration_data, label_file, val_split)
+        if len(label_names) != num_classes:
+            raise ExportError(f"model outputs {num_classes} classes, {calibration_data} has {len(label_names)}")
+        log(f"validation images: {len(x_val)}, representative images: {len(rep)} from {calibration_data}")
+    else:
+        x_val = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
+        log("no --calibration-data: checking against 256 random images (no accuracy figures)")
+    if label_names is None:
+        from .data import FER2013_LABELS
+
+        label_names = FER2013_LABELS if num_classes == len(FER2013_LABELS) else tuple(f"class_{i}" for i in range(num_classes))
+
+    # Temperature (fitted on the validation split with the TTA setting that will be exported).
+    if str(temperature).lower() == "auto":
+        if y_val is None:
+            raise ExportError("--temperature auto needs --calibration-data (fitted on its validation split)")
+        probs_t1 = predict_probs(serving_model(base, flip_tta=flip_tta), x_val)
+        t = fit_temperature(probs_t1, y_val)
+        log(f"fitted temperature T = {t:.4f} on {len(y_val)} validation images")
+    else:
+        t = float(temperature)
+    model = serving_model(base, temperature=t, flip_tta=flip_tta) if (t != 1.0 or flip_tta) else base
+    ref = predict_probs(model, x_val)
+    summary = dict(source_model=str(model_path), source_sha256=sha256(model_path), temperature=t,
+                   flip_tta=bool(flip_tta), label_names=list(label_names), validation_images=int(len(x_val)),
+                   formats={})
+    if y_val is not None:
+        from .calibration import expected_calibration_error
+
+        summary["keras_accuracy"] = float((ref.argmax(1) == y_val).mean())
+        summary["keras_ece"] = expected_calibration_error(ref, y_val)
+    if t != 1.0 or flip_tta:
+        wrapped = out_dir / f"{name}_serving.keras"
+        model.save(wrapped)
+        log(f"wrote {wrapped} (Keras model with the folded temperature/TTA)")
+
+    failures = []
+    for fmt in fmts:
+        t0 = time.time()
+        log(f"[{fmt}] exporting ...", flush=True)
+        try:
+            if fmt == "onnx":
+                path = export_onnx(model, out_dir / f"{name}.onnx")
+            elif fmt.startswith("tflite-"):
+                mode = fmt.split("-", 1)[1]
+                path = export_tflite(model, out_dir / f"{name}_{mode}.tflite", mode, rep)
+            else:
+                ok, why = tensorrt_available()
+                if not ok:
+                    log(f"[tensorrt] skipped: {why}")
+                    summary["formats"][fmt] = dict(status="skipped", reason=why)
+                    continue
+                path = export_tensorrt(out_dir / f"{name}.onnx", out_dir / f"{name}.engine")
+                summary["formats"][fmt] = dict(status="exported", path=str(path), seconds=round(time.time() - t0, 1),
+                                               note="engine not re-checked here (needs the GPU runtime)")
+                continue
+        except Exception as exc:  # report every format, fail at the end
+            failures.append(f"{fmt}: {type(exc).__name__}: {exc}")
+            summary["formats"][fmt] = dict(status="failed", error=str(exc))
+            log(f"[{fmt}] FAILED: {exc}")
+            continue
+        got = Predictor(path)(x_val)
+        check = compare(ref, got, y_val)
+        entry = dict(status="exported", path=str(path), bytes=path.stat().st_size, sha256=sha256(path),
+                     seconds=round(time.time() - t0, 1), **check)
+        if fmt in ("onnx", "tflite-fp32"):
+            entry["tolerance"] = FP32_TOLERANCE
+            if check["max_abs_diff"] > FP32_TOLERANCE:
+                entry["status"] = "mismatch"
+                failures.append(f"{fmt}: max |dp| {check['max_abs_diff']:.2e} > {FP32_TOLERANCE:g}")
+        summary["formats"][fmt] = entry
+        log(f"[{fmt}] {path.name}: max|dp| {check['max_abs_diff']:.2e}, top-1 agreement "
+            f"{check['top1_agreement']:.4f}" + (f", accuracy {check['accuracy']:.4f}" if "accuracy" in check else ""))
+
+    log(format_summary(summary))
+    if "onnx" in summary["formats"] and summary["formats"]["onnx"].get("status") == "exported":
+        from .models import INPUT_NAME, OUTPUT_NAME, PIXEL_OFFSET, PIXEL_SCALE
+
+        sidecar = dict(
+            labels=list(label_names), input=dict(name=INPUT_NAME, dtype="float32", shape=["N", 48, 48, 1],
+                                                 range=[0, 255], layout="NHWC grey",
+                                                 normalisation_in_graph=f"x * {PIXEL_SCALE:.8f} + {PIXEL_OFFSET}"),
+            output=dict(name=OUTPUT_NAME, dtype="float32", shape=["N", num_classes], kind="probabilities"),
+            opset=ONNX_OPSET, **{k: v for k, v in summary.items() if k != "label_names"},
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        side = out_dir / f"{name}.json"
+        side.write_text(json.dumps(sidecar, indent=2))
+        log(f"wrote {side}")
+    summary["failures"] = failures
+    if failures and strict:
+        raise ExportError("; ".join(failures))
+    return summary
+
+
+def format_summary(s: dict) -> str:
+    rows = [f"{'format':<12} {'status':<9} {'size KiB':>9} {'max|dp|':>9} {'top-1 agr':>9} {'accuracy':>9} {'delta':>8}"]
+    for fmt, e in s["formats"].items():
+        rows.append(f"{fmt:<12} {e['status']:<9} {e.get('bytes', 0) / 1024:>9.1f} "
+                    f"{e.get('max_abs_diff', float('nan')):>9.2e} {e.get('top1_agreement', float('nan')):>9.4f} "
+                    f"{e.get('accuracy', float('nan')):>9.4f} {e.get('accuracy_delta', float('nan')):>+8.4f}")
+    head = f"Keras reference: accuracy {s.get('keras_accuracy', float('nan')):.4f}, T={s['temperature']:.4f}, " \
+           f"flip-TTA {'on' if s['flip_tta'] else 'off'}, {s['validation_images']} images"
+    return head + "\n" + "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="fer-export", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="a .keras model written by fer-train")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--formats", default=DEFAULT_FORMATS, help=f"comma list of {', '.join(FORMATS)}")
+    p.add_argument("--calibration-data", help="data set for int8 representative images (train split) "
+                   "and the checks/temperature (validation split)")
+    p.add_argument("--label-file")
+    p.add_argument("--val-split", help="validation split name (default: public_test/val/test)")
+    p.add_argument("--temperature", default="1", help="a number or 'auto' (fit on the validation split)")
+    p.add_argument("--flip-tta", action="store_true", help="average the logits of the image and its mirror in-graph")
+    p.add_argument("--name", help="file stem of the outputs (default: the model's)")
+    p.add_argument("--summary-json", help="write the summary here too")
+    args = p.parse_args(argv)
+    try:
+        summary = run_export(args.model, args.out_dir, formats=args.formats, calibration_data=args.calibration_data,
+                             label_file=args.label_file, val_split=args.val_split, temperature=args.temperature,
+                             flip_tta=args.flip_tta, name=args.name, strict=False)
+    except (ExportError, fdata.DatasetError, FileNotFoundError) as exc:
+        print(f"fer-export: {exc}", file=sys.stderr)
+        return 2
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(summary, indent=2))
+    if summary["failures"]:
+        print("fer-export: FAILED: " + "; ".join(summary["failures"]), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""TensorFlow process set-up shared by the CLIs: threads, logical CPU devices, quiet logs, seeds.
+
+Must run before TensorFlow creates its context (i.e. before any op), which is why every CLI calls
+:func:`configure` first thing.
+"""
+
+from __future__ import annotations
+
+import os
+
+_configured = False
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+def configure(threads: int | None = None, cpu_devices: int = 1, deterministic: bool = False,
+              quiet: bool = True) -> None:
+    """Thread pools sized to the cores, optional N logical CPU devices, optional op determinism."""
+    global _configured
+    if quiet:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import tensorflow as tf
+
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if _configured:
+        return
+    threads = threads or cpu_count()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+        if cpu_devices > 1:
+            cpus = tf.config.list_physical_devices("CPU")
+            tf.config.set_logical_device_configuration(
+                cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(cpu_devices)])
+    except RuntimeError as exc:  # context already initialised (e.g. inside a test process)
+        if cpu_devices > 1 and len(tf.config.list_logical_devices("CPU")) < cpu_devices:
+            raise RuntimeError(f"cannot create {cpu_devices} logical CPU devices: TensorFlow is "
+                               f"already initialised ({exc})") from exc
+    _configured = True
+
+
+def set_seed(seed: int) -> None:
+    import keras
+
+    keras.utils.set_random_seed(int(seed))

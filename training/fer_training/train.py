@@ -1,0 +1,597 @@
+"""``fer-train``: train ARCH-1..4 with the paper's recipe or our ``best`` recipe.
+
+Every epoch writes ``<run-dir>/checkpoints/last.keras`` (model + optimizer state) and
+``<run-dir>/state.json`` (next epoch, LR-plateau/early-stopping counters, best epoch, seed); the
+data order, the augmentation and the dropout masks of epoch e are pure functions of (seed, e), so
+``--resume`` continues an interrupted run exactly where the last finished epoch left it.
+The best epoch on the validation split (PublicTest for FER2013) is kept in
+``checkpoints/best.keras`` and, at the end, copied to ``<run-dir>/model.keras`` together with
+``results.json``. Logs: ``log.csv`` and TensorBoard event files under ``tensorboard/``.
+
+    fer-train --data ../shared/data/fer2013.npz --arch arch1 --profile best --run-dir runs/a1
+    fer-train --run-dir runs/a1 --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import data as fdata
+from .runtime import configure, cpu_count, set_seed
+
+CONFIG_FILE = "config.json"
+STATE_FILE = "state.json"
+LOG_FILE = "log.csv"
+RESULTS_FILE = "results.json"
+SMALL_DATA_IMAGES = 5000  # below this many training images the paper profile uses batch 10 (CK+)
+
+
+@dataclass
+class AugmentConfig:
+    rotation: float = 20.0
+    shift: float = 0.1
+    zoom: float = 0.1
+    flip: bool = True
+    erase_prob: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+
+    def make(self) -> fdata.Augmenter | None:
+        if not (self.rotation or self.shift or self.zoom or self.flip or self.erase_prob
+                or self.brightness or self.contrast):
+            return None
+        return fdata.Augmenter(rotation=self.rotation, shift=self.shift, zoom=self.zoom,
+                               flip=self.flip, erase_prob=self.erase_prob,
+                               brightness=self.brightness, contrast=self.contrast)
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    run_dir: str = ""
+    arch: str = "arch1"
+    profile: str = "best"
+    epochs: int = 60
+    batch_size: int = 128
+    optimizer: str = "sgd"            # sgd (nesterov) | adam | adamw
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4        # decoupled, excludes BN and biases
+    schedule: str = "cosine"          # cosine (warmup + cosine to 0 over `epochs`) | plateau
+    warmup_epochs: int = 3
+    plateau_factor: float = 0.1
+    plateau_patience: int = 5
+    min_lr: float = 1e-6
+    early_stopping_patience: int = 0  # 0 = off
+    early_stopping_min_delta: float = 1e-3
+    l2: float = 0.0
+    l2_scope: str = "head"
+    dropout: float = 0.25
+    label_smoothing: float = 0.1
+    class_weighting: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    split: str = "auto"
+    fold: int = 0
+    folds: int = 10
+    val_fraction: float = 0.125
+    label_file: str | None = None
+    max_train_images: int | None = None
+    max_val_images: int | None = None
+    seed: int = 1234
+    distribute: str = "none"
+    cpu_devices: int = 1
+    deterministic: bool = False
+    select_metric: str = "val_accuracy"
+    tta_eval: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        d["augment"] = AugmentConfig(**d.get("augment", {}))
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def profile_defaults(profile: str, n_train: int | None = None) -> dict:
+    """Hyper-parameters of a profile (documented in docs/training.md)."""
+    if profile == "paper":
+        return dict(
+            epochs=200, batch_size=10 if (n_train is not None and n_train < SMALL_DATA_IMAGES) else 256,
+            optimizer="adam", lr=0.01, weight_decay=0.0, schedule="plateau", warmup_epochs=0,
+            plateau_factor=0.1, plateau_patience=5, early_stopping_patience=15,
+            l2=0.2, l2_scope="head", dropout=0.5, label_smoothing=0.0, class_weighting=False,
+            augment=AugmentConfig(rotation=20, shift=0.1, zoom=0.1, flip=True),
+            select_metric="val_accuracy", tta_eval=False,
+        )
+    if profile == "best":
+        return dict(
+            epochs=60, batch_size=128 if (n_train is None or n_train >= SMALL_DATA_IMAGES) else 32,
+            optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine",
+            warmup_epochs=3, early_stopping_patience=0, l2=0.0, dropout=0.25, label_smoothing=0.1,
+            class_weighting=False,
+            augment=AugmentConfig(rotation=15, shift=0.1, zoom=0.15, flip=True, erase_prob=0.5,
+                                  brightness=0.2, contrast=0.3),
+            select_metric="val_accuracy", tta_eval=True,
+        )
+    raise ValueError(f"unknown profile {profile!r} (paper, best)")
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _atomic_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o))
+
+
+def _save_keras(model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def load_keras_model(path, compile: bool = False):
+    """Load a .keras file written by fer_training (registers the custom serving layers)."""
+    import keras
+
+    from .calibration import custom_objects
+
+    return keras.models.load_model(str(path), custom_objects=custom_objects(), compile=compile)
+
+
+def _make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "none":
+        return None
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        cross = None if gpus else tf.distribute.ReductionToOneDevice()
+        return tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown --distribute {name!r} (none, mirrored, multiworker)")
+
+
+def _is_chief() -> bool:
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = tf_config.get("task", {})
+    return task.get("type") in (None, "chief") or (task.get("type") == "worker"
+                                                    and int(task.get("index", 0)) == 0
+                                                    and "chief" not in tf_config.get("cluster", {}))
+
+
+class _Scope:
+    def __init__(self, strategy):
+        self.strategy = strategy
+
+    def __enter__(self):
+        self.ctx = self.strategy.scope() if self.strategy is not None else None
+        return self.ctx.__enter__() if self.ctx is not None else None
+
+    def __exit__(self, *exc):
+        return self.ctx.__exit__(*exc) if self.ctx is not None else False
+
+
+def _reseed_dropout(model, seed: int, epoch: int) -> None:
+    """Set every SeedGenerator (dropout masks) to a state that depends only on (seed, epoch)."""
+    value = np.array([(int(seed) * 1_000_003 + int(epoch) * 7919) % (2**31 - 1), 0])
+    for i, layer in enumerate(model._flatten_layers(include_self=False, recursive=True)):
+        for gen in getattr(layer, "_seed_generators", []) or []:
+            gen.state.assign((value + np.array([i, 0])).astype(gen.state.dtype))
+
+
+def _lr_schedule(cfg: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    if cfg.schedule == "cosine":
+        total = cfg.epochs * steps_per_epoch
+        warm = min(cfg.warmup_epochs * steps_per_epoch, max(total - 1, 0))
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=cfg.lr * 0.1 if warm else cfg.lr, decay_steps=max(total - warm, 1),
+            alpha=0.0, warmup_target=cfg.lr if warm else None, warmup_steps=warm)
+    if cfg.schedule == "plateau":
+        return cfg.lr
+    raise ValueError(f"unknown schedule {cfg.schedule!r} (cosine, plateau)")
+
+
+def _make_optimizer(cfg: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    lr = _lr_schedule(cfg, steps_per_epoch)
+    wd = cfg.weight_decay or None
+    if cfg.optimizer == "sgd":
+        opt = keras.optimizers.SGD(learning_rate=lr, momentum=cfg.momentum, nesterov=True, weight_decay=wd)
+    elif cfg.optimizer == "adam":
+        opt = keras.optimizers.Adam(learning_rate=lr, weight_decay=wd)
+    elif cfg.optimizer == "adamw":
+        opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r} (sgd, adam, adamw)")
+    if wd:
+        opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return opt
+
+
+def current_lr(optimizer) -> float:
+    lr = optimizer.learning_rate
+    return float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr))
+
+
+def _set_lr(optimizer, value: float) -> None:
+    optimizer.learning_rate.assign(value)
+
+
+def _dataset(x, y_onehot, batch_size, weights=None):
+    import tensorflow as tf
+
+    tensors = (x, y_onehot) if weights is None else (x, y_onehot, weights)
+    ds = tf.data.Dataset.from_tensor_slices(tensors).batch(batch_size)
+
+    def cast(*t):
+        return (tf.cast(tf.expand_dims(t[0], -1), tf.float32),) + tuple(t[1:])
+
+    return ds.map(cast, num_parallel_calls=1).prefetch(2)
+
+
+def predict_probs(model, images: np.ndarray, batch_size: int = 512, flip_tta: bool = False) -> np.ndarray:
+    x = images.astype(np.float32)[..., None]
+    p = model.predict(x, batch_size=batch_size, verbose=0)
+    if flip_tta:
+        p = 0.5 * (p + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0))
+    return np.asarray(p)
+
+
+class _TensorBoardScalars:
+    """Scalar event files for TensorBoard, written with TensorFlow core ops only.
+
+    ``tf.summary.scalar`` needs the ``tensorboard`` package; ``tf.summary.write`` with the scalar
+    plugin's metadata writes the same events without it (TensorBoard reads them as scalars).
+    """
+
+    def __init__(self, log_dir: Path):
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        self.tf = tf
+        self.writers = {k: tf.summary.create_file_writer(str(log_dir / k)) for k in ("train", "validation")}
+        meta = summary_pb2.SummaryMetadata()
+        meta.plugin_data.plugin_name = "scalars"
+        self.metadata = meta.SerializeToString()
+
+    def write(self, epoch: int, logs: dict) -> None:
+        tf = self.tf
+        for key, value in logs.items():
+            which = "validation" if key.startswith("val_") else "train"
+            tag = "epoch_" + (key[4:] if which == "validation" else key)
+            with self.writers[which].as_default():
+                tf.summary.write(tag, tf.constant(float(value), tf.float32), step=epoch, metadata=self.metadata)
+        for w in self.writers.values():
+            w.flush()
+
+
+class _Progress:
+    """Epoch-level progress line (the per-batch bar is Keras's own when stdout is a terminal)."""
+
+    def __init__(self, total_epochs: int, start_epoch: int):
+        self.total = total_epochs
+        self.start = start_epoch
+        self.t0 = time.time()
+
+    def line(self, epoch: int, logs: dict, lr: float, secs: float, best: str) -> str:
+        done = epoch + 1 - self.start
+        eta = (time.time() - self.t0) / max(done, 1) * (self.total - epoch - 1)
+        width = 24
+        filled = int(width * (epoch + 1) / self.total)
+        bar = "#" * filled + "." * (width - filled)
+        return (f"[{bar}] epoch {epoch + 1}/{self.total} loss {logs.get('loss', float('nan')):.4f} "
+                f"acc {logs.get('accuracy', float('nan')):.4f} val_loss {logs.get('val_loss', float('nan')):.4f} "
+                f"val_acc {logs.get('val_accuracy', float('nan')):.4f} lr {lr:.2e} {secs:.0f}s "
+                f"eta {eta / 60:.1f} min {best}")
+
+
+# --------------------------------------------------------------------------------------- train
+def prepare_data(cfg: TrainConfig):
+    ds = fdata.load_dataset(cfg.data, label_file=cfg.label_file)
+    split = fdata.make_split(ds, cfg.split, fold=cfg.fold, k=cfg.folds, val_fraction=cfg.val_fraction,
+                             seed=cfg.seed)
+    tr, va = split.train, split.val
+    if cfg.max_train_images and len(tr) > cfg.max_train_images:
+        tr = np.sort(np.random.default_rng(cfg.seed).choice(tr, cfg.max_train_images, replace=False))
+    if cfg.max_val_images and len(va) > cfg.max_val_images:
+        va = np.sort(np.random.default_rng(cfg.seed + 1).choice(va, cfg.max_val_images, replace=False))
+    return ds, split, tr, va
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
+          on_epoch_end=None) -> dict:
+    """Run (or resume) one training run; returns the results dict also written to results.json.
+
+    ``on_epoch_end(epoch, logs)`` is called after each epoch's checkpoint is on disk (progress
+    reporting; the tests raise from it to simulate a crash and then ``resume``).
+    """
+    configure(cpu_devices=cfg.cpu_devices, deterministic=cfg.deterministic)
+    import keras
+    import tensorflow as tf
+
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(exist_ok=True)
+    chief = _is_chief()
+    state_path = run_dir / STATE_FILE
+    log = print if chief else (lambda *a, **k: None)
+
+    state = None
+    if resume:
+        if not state_path.exists():
+            raise SystemExit(f"fer-train: --resume but {state_path} does not exist (no finished epoch)")
+        state = json.loads(state_path.read_text())
+    elif state_path.exists():
+        raise SystemExit(f"fer-train: {run_dir} already holds a run (state.json); use --resume or a new --run-dir")
+
+    ds, split, tr, va = prepare_data(cfg)
+    num_classes = ds.num_classes
+    x_tr, y_tr = ds.images[tr], ds.labels[tr]
+    x_va, y_va = ds.images[va], ds.labels[va]
+    log(f"data: {ds.source}: {len(ds)} images, classes {list(ds.label_names)}; {split.description}; "
+        f"training on {len(tr)}, validating on {len(va)}")
+    steps = math.ceil(len(tr) / cfg.batch_size)
+    augmenter = cfg.augment.make()
+    eye = np.eye(num_classes, dtype=np.float32)
+    weights = fdata.class_weights(y_tr, num_classes).astype(np.float32) if cfg.class_weighting else None
+    val_ds = _dataset(x_va, eye[y_va], max(cfg.batch_size, 256))
+
+    strategy = _make_strategy(cfg.distribute)
+    if strategy is not None:
+        log(f"distribute: {cfg.distribute} over {strategy.num_replicas_in_sync} replica(s)")
+        opts = tf.data.Options()
+        opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        val_ds = val_ds.with_options(opts)
+
+    if not resume:
+        _atomic_json(run_dir / CONFIG_FILE, asdict(cfg))
+        set_seed(cfg.seed)
+    with _Scope(strategy):
+        from .models import build_model
+
+        model = build_model(cfg.arch, num_classes, dropout=cfg.dropout, l2=cfg.l2, l2_scope=cfg.l2_scope)
+        model.compile(
+            optimizer=_make_optimizer(cfg, steps),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        )
+        if resume:
+            # Rebuild from the config and load weights + optimizer variables: load_model() would
+            # lose optimizer settings that are not in its config (the weight-decay exclusions).
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(ckpt_dir / "last.keras")
+    if state is None:
+        state = dict(next_epoch=0, best_epoch=-1, best_metric=-math.inf, best_val_loss=math.inf,
+                     plateau_wait=0, plateau_best=math.inf, stop_wait=0, stop_best=math.inf,
+                     lr=cfg.lr, stopped_early=False, train_seconds=0.0, seed=cfg.seed,
+                     num_classes=num_classes, label_names=list(ds.label_names))
+    elif cfg.schedule == "plateau":
+        _set_lr(model.optimizer, state["lr"])
+
+    # CSV: keep rows of finished epochs only (a crash can leave a row newer than the checkpoint).
+    log_path = run_dir / LOG_FILE
+    fields = ["epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "images_per_s"]
+    rows = []
+    if log_path.exists():
+        with open(log_path, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) < state["next_epoch"]]
+    if chief:
+        with open(log_path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+
+    tb = _TensorBoardScalars(run_dir / "tensorboard") if chief else None
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 0
+    progress = _Progress(cfg.epochs, state["next_epoch"])
+    log(f"model: {cfg.arch} ({model.count_params():,} parameters), profile {cfg.profile}, "
+        f"{cfg.optimizer} lr {cfg.lr} {cfg.schedule}, batch {cfg.batch_size}, {steps} steps/epoch, "
+        f"epochs {state['next_epoch']}..{cfg.epochs - 1}, run dir {run_dir}")
+    for epoch in range(state["next_epoch"], cfg.epochs):
+        if state["stopped_early"]:
+            break
+        t0 = time.time()
+        _reseed_dropout(model, cfg.seed, epoch)
+        xe, ye = fdata.epoch_arrays(x_tr, y_tr, seed=cfg.seed, epoch=epoch, augmenter=augmenter)
+        train_ds = _dataset(xe, eye[ye], cfg.batch_size, None if weights is None else weights[ye])
+        if strategy is not None:
+            train_ds = train_ds.with_options(opts)
+        hist = model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, validation_data=val_ds,
+                         shuffle=False, verbose=verbose)
+        logs = {k: float(v[-1]) for k, v in hist.history.items()}
+        secs = time.time() - t0
+        lr_used = current_lr(model.optimizer)  # cosine: the schedule's value after this epoch
+        state["train_seconds"] += secs
+
+        # Model selection on the validation split.
+        metric = logs.get(cfg.select_metric, -logs.get("val_loss", math.inf))
+        improved = metric > state["best_metric"] + 1e-12
+        if improved:
+            state.update(best_epoch=epoch, best_metric=metric, best_val_loss=logs.get("val_loss"))
+            if chief:
+                _save_keras(model, ckpt_dir / "best.keras")
+        # ReduceLROnPlateau (paper) and early stopping, both on val_loss.
+        vl = logs.get("val_loss", math.inf)
+        if cfg.schedule == "plateau":
+            if vl < state["plateau_best"] - 1e-4:
+                state.update(plateau_best=vl, plateau_wait=0)
+            else:
+                state["plateau_wait"] += 1
+                if state["plateau_wait"] >= cfg.plateau_patience:
+                    new_lr = max(current_lr(model.optimizer) * cfg.plateau_factor, cfg.min_lr)
+                    _set_lr(model.optimizer, new_lr)
+                    state["plateau_wait"] = 0
+                    log(f"  reducing learning rate to {new_lr:.2e}")
+            state["lr"] = current_lr(model.optimizer)
+        if cfg.early_stopping_patience:
+            if vl < state["stop_best"] - cfg.early_stopping_min_delta:
+                state.update(stop_best=vl, stop_wait=0)
+            else:
+                state["stop_wait"] += 1
+                if state["stop_wait"] >= cfg.early_stopping_patience:
+                    state["stopped_early"] = True
+                    log(f"  early stopping: val_loss did not improve for {cfg.early_stopping_patience} epochs")
+        state["next_epoch"] = epoch + 1
+        if chief:
+            _save_keras(model, ckpt_dir / "last.keras")
+            _atomic_json(state_path, state)
+            with open(log_path, "a", newline="") as fh:
+                csv.DictWriter(fh, fieldnames=fields).writerow(dict(
+                    epoch=epoch, lr=f"{lr_used:.6g}", loss=f"{logs.get('loss', float('nan')):.6f}",
+                    accuracy=f"{logs.get('accuracy', float('nan')):.6f}",
+                    val_loss=f"{logs.get('val_loss', float('nan')):.6f}",
+                    val_accuracy=f"{logs.get('val_accuracy', float('nan')):.6f}",
+                    seconds=f"{secs:.1f}", images_per_s=f"{len(tr) / secs:.1f}"))
+        if tb is not None:
+            tb.write(epoch, {**logs, "learning_rate": lr_used, "images_per_s": len(tr) / secs})
+        best = f"(best {state['best_metric']:.4f} @ {state['best_epoch'] + 1})"
+        log(progress.line(epoch, logs, lr_used, secs, best), flush=True)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, logs)
+
+    return finish(cfg, run_dir, state, ds, x_va, y_va, log) if chief else {}
+
+
+def finish(cfg, run_dir: Path, state: dict, ds, x_va, y_va, log=print) -> dict:
+    """Evaluate the selected epoch on the validation split and write model.keras + results.json."""
+    from .calibration import expected_calibration_error
+
+    best_path = run_dir / "checkpoints" / "best.keras"
+    model = load_keras_model(best_path)
+    probs = predict_probs(model, x_va)
+    acc = float((probs.argmax(1) == y_va).mean()) if len(y_va) else float("nan")
+    results = dict(
+        arch=cfg.arch, profile=cfg.profile, data=str(cfg.data), split=cfg.split, fold=cfg.fold,
+        label_names=list(ds.label_names), epochs_run=state["next_epoch"], best_epoch=state["best_epoch"] + 1,
+        stopped_early=state["stopped_early"], train_seconds=round(state["train_seconds"], 1),
+        val_images=int(len(y_va)), val_accuracy=acc,
+        val_ece=expected_calibration_error(probs, y_va) if len(y_va) else None,
+        params=int(model.count_params()),
+    )
+    if cfg.tta_eval and len(y_va):
+        p_tta = predict_probs(model, x_va, flip_tta=True)
+        results["val_accuracy_flip_tta"] = float((p_tta.argmax(1) == y_va).mean())
+    shutil.copyfile(best_path, run_dir / "model.keras")
+    _atomic_json(run_dir / RESULTS_FILE, results)
+    log("result: " + json.dumps(results))
+    return results
+
+
+# ----------------------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fer-train", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", help=".npz, FER2013 .csv or folder-per-class directory")
+    p.add_argument("--run-dir", required=True, help="where checkpoints, logs and the model go")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last epoch")
+    p.add_argument("--arch", default="arch1", help="arch1..arch4")
+    p.add_argument("--profile", default="best", choices=["paper", "best"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--warmup-epochs", type=int)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--l2", type=float)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--class-weighting", action="store_true", default=None)
+    p.add_argument("--no-augment", action="store_true", help="disable augmentation")
+    p.add_argument("--split", default="auto", choices=["auto", "official", "subject", "stratified"])
+    p.add_argument("--fold", type=int, default=0, help="fold index for --split subject")
+    p.add_argument("--folds", type=int, default=10)
+    p.add_argument("--val-fraction", type=float, default=0.125)
+    p.add_argument("--label-file", help="class list / mapping for the data set (see data.py)")
+    p.add_argument("--max-train-images", type=int, help="cap the training split (tests, smoke runs)")
+    p.add_argument("--max-val-images", type=int)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--distribute", default="none", choices=["none", "mirrored", "multiworker"])
+    p.add_argument("--cpu-devices", type=int, default=1,
+                   help="split the CPU into N logical devices (to exercise --distribute mirrored)")
+    p.add_argument("--deterministic", action="store_true", help="tf op determinism (slower)")
+    p.add_argument("--verbose", type=int, choices=[0, 1, 2], help="Keras per-batch output (default: bar on a tty)")
+    return p
+
+
+def config_from_args(args) -> TrainConfig:
+    if not args.data:
+        raise SystemExit("fer-train: --data is required for a new run")
+    n_train = None
+    try:
+        ds, split, tr, _ = prepare_data(TrainConfig(data=args.data, split=args.split, fold=args.fold,
+                                                    folds=args.folds, val_fraction=args.val_fraction,
+                                                    label_file=args.label_file, seed=args.seed,
+                                                    max_train_images=args.max_train_images))
+        n_train = len(tr)
+    except fdata.DatasetError as exc:
+        raise SystemExit(f"fer-train: {exc}") from exc
+    values = profile_defaults(args.profile, n_train)
+    for key in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "warmup_epochs", "dropout",
+                "l2", "label_smoothing", "class_weighting"):
+        v = getattr(args, key)
+        if v is not None:
+            values[key] = v
+    if args.no_augment:
+        values["augment"] = AugmentConfig(rotation=0, shift=0, zoom=0, flip=False)
+    from .models import normalise_arch_name
+
+    return TrainConfig(
+        data=str(args.data), run_dir=str(args.run_dir), arch=normalise_arch_name(args.arch),
+        profile=args.profile, split=args.split, fold=args.fold, folds=args.folds,
+        val_fraction=args.val_fraction, label_file=args.label_file,
+        max_train_images=args.max_train_images, max_val_images=args.max_val_images, seed=args.seed,
+        distribute=args.distribute, cpu_devices=args.cpu_devices, deterministic=args.deterministic,
+        **values)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.resume:
+        cfg_path = Path(args.run_dir) / CONFIG_FILE
+        if not cfg_path.exists():
+            raise SystemExit(f"fer-train: --resume but {cfg_path} does not exist")
+        cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
+        cfg.run_dir = str(args.run_dir)
+        if args.epochs is not None and args.epochs != cfg.epochs:
+            raise SystemExit("fer-train: --epochs cannot change on --resume (the LR schedule depends on it)")
+    else:
+        cfg = config_from_args(args)
+    try:
+        train(cfg, resume=args.resume, verbose=args.verbose)
+    except fdata.DatasetError as exc:
+        raise SystemExit(f"fer-train: {exc}") from exc
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
