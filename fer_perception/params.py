@@ -332,17 +332,45 @@ def markdown_table(node_key: str, path: str | os.PathLike | None = None) -> str:
     return "\n".join(rows)
 
 
+DOC_BEGIN = "<!-- BEGIN GENERATED PARAMETER TABLES: python -m fer_perception.params --update-doc docs/node.md -->"
+DOC_END = "<!-- END GENERATED PARAMETER TABLES -->"
+
+
+def markdown_tables(path: str | os.PathLike | None = None) -> str:
+    path = path or config_path()
+    parts = []
+    for node_key in _load(str(path)):
+        parts.append(f"#### `{node_key}`\n\n{markdown_table(node_key, path)}\n")
+    return "\n".join(parts)
+
+
+def update_doc(doc: str | os.PathLike, path: str | os.PathLike | None = None) -> bool:
+    """Replace the generated tables between DOC_BEGIN and DOC_END in ``doc``; True if it changed."""
+    doc = Path(doc)
+    text = doc.read_text()
+    if DOC_BEGIN not in text or DOC_END not in text:
+        raise ValueError(f"{doc} has no {DOC_BEGIN} ... {DOC_END} block")
+    head, rest = text.split(DOC_BEGIN, 1)
+    _, tail = rest.split(DOC_END, 1)
+    new = f"{head}{DOC_BEGIN}\n\n{markdown_tables(path)}\n{DOC_END}{tail}"
+    if new != text:
+        doc.write_text(new)
+        return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Inspect the parameters of config/fer.yaml.")
     parser.add_argument("--markdown", action="store_true", help="print the docs/node.md parameter tables")
+    parser.add_argument("--update-doc", metavar="MD", help="rewrite the generated tables in this Markdown file")
     parser.add_argument("--config", help="parameters file (default: the installed config/fer.yaml)")
     args = parser.parse_args(argv)
     path = args.config or config_path()
-    if args.markdown:
-        for node_key in _load(str(path)):
-            print(f"#### `{node_key}`\n")
-            print(markdown_table(node_key, path))
-            print()
+    if args.update_doc:
+        changed = update_doc(args.update_doc, path)
+        print(f"{args.update_doc}: {'updated' if changed else 'up to date'}")
+    elif args.markdown:
+        print(markdown_tables(path))
     else:
         for node_key, specs in _load(str(path)).items():
             print(f"{node_key}:")
