@@ -139,7 +139,17 @@ def _byte_view(data: Any) -> np.ndarray:
     try:
         return np.frombuffer(data, dtype=np.uint8)
     except TypeError:  # a list of ints, as some hand-written messages carry
-        return np.asarray(data, dtype=np.uint8)
+        pass
+    try:
+        arr = np.asarray(data)
+        if arr.ndim != 1 or (arr.size and (arr.dtype.kind not in "ui" or arr.min() < 0 or arr.max() > 255)):
+            raise ValueError("not a sequence of bytes")
+        return arr.astype(np.uint8)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _error(
+            "bad_array",
+            f"image data must be bytes (uint8 values 0..255), got {type(data).__name__} ({exc})",
+        ) from None
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
@@ -299,6 +309,72 @@ _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from the JPEG start-of-frame segment, without decoding."""
+    i = _jpeg_sof_index(data)
+    if i is None:
+        return None
+    height = (data[i + 5] << 8) | data[i + 6]
+    width = (data[i + 7] << 8) | data[i + 8]
+    return width, height
+
+
+def _compressed_size(kind: str, data: np.ndarray) -> tuple[int, int] | None:
+    if kind == "png":
+        if data.size < 24:
+            return None
+        head = data[:24].tobytes()
+        if head[12:16] != b"IHDR":
+            return None
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    # The SOF segment sits in the first few kB (after EXIF/ICC it can be up to 64 kB per segment).
+    return _jpeg_size(data[: 1 << 20].tobytes())
+
+
+def _png_chunks_fit(data: np.ndarray) -> str | None:
+    """None if every PNG chunk up to IEND lies inside ``data``, else what is wrong.
+
+    OpenCV >= 4.11 reads PNG chunks itself and allocates the length a chunk header claims before
+    reading it: a 1 kB file whose IDAT length field says 3 GB costs 3 GB of memory and seconds.
+    A well-formed file never has a chunk running past its end, so this is checked first.
+    """
+    i, n = 8, int(data.size)
+    while i + 12 <= n:
+        head = data[i:i + 8].tobytes()
+        length, ctype = int.from_bytes(head[:4], "big"), head[4:]
+        if length > n - i - 12:
+            return f"its {ctype!r} chunk claims {length} bytes, more than the {n - i - 12} left in the data"
+        if ctype == b"IEND":
+            return None
+        i += 12 + length
+    return "it has no IEND chunk"
+
+
+#: Huffman-coded JPEG frames (baseline, extended, progressive, lossless, hierarchical); the
+#: arithmetic-coded ones (C9-CB, CD-CF) have no useful lower bound on their size.
+_HUFFMAN_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7})
+
+
+def _min_compressed_bytes(kind: str, data: np.ndarray, width: int, height: int) -> int:
+    """A lower bound on the size of a well-formed file of ``width`` x ``height`` pixels.
+
+    Stops decompression bombs (a 700-byte JPEG whose header says 8192 x 8192 decodes into 200 MB
+    of grey in seconds) without rejecting any real file:
+
+    * Huffman JPEG: every 8 x 8 block of the full-resolution component costs at least one bit (its
+      DC code), so a file needs >= pixels / 512 bytes; we ask for half that. (The smallest JPEG
+      OpenCV writes - all black, grey, quality 1, optimised Huffman tables - is 2.0 x pixels / 512.)
+    * PNG: deflate expands at most 1032:1, and a row of a 1-bit image is 1 + ceil(width / 8) bytes
+      before compression; we ask for 90 % of that bound.
+    """
+    if kind == "png":
+        return int(height * (1 + (width + 7) // 8) / 1032 * 0.9)
+    head = data[: 1 << 20].tobytes()
+    i = _jpeg_sof_index(head)
+    if i is None or head[i + 1] not in _HUFFMAN_SOF:
+        return 0
+    return (width * height) // 1024
+
+
+def _jpeg_sof_index(data: bytes) -> int | None:
     i, n = 2, len(data)
     while i + 9 < n:
         if data[i] != 0xFF:
@@ -311,21 +387,9 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
             i += 2
             continue
         if marker in _SOF_MARKERS:
-            height = (data[i + 5] << 8) | data[i + 6]
-            width = (data[i + 7] << 8) | data[i + 8]
-            return width, height
+            return i
         i += 2 + ((data[i + 2] << 8) | data[i + 3])
     return None
-
-
-def _compressed_size(kind: str, data: np.ndarray) -> tuple[int, int] | None:
-    if kind == "png":
-        if data.size < 24:
-            return None
-        head = data[:24].tobytes()
-        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    # The SOF segment sits in the first few kB (after EXIF/ICC it can be up to 64 kB per segment).
-    return _jpeg_size(data[: 1 << 20].tobytes())
 
 
 def _compressed_complete(kind: str, data: np.ndarray) -> bool:
@@ -340,7 +404,11 @@ def compressed_to_bgr(msg: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
     The size in the file header is checked against ``max_pixels`` before anything is decoded, and a
     stream cut short (no JPEG end-of-image marker / PNG IEND chunk) is rejected instead of being
-    decoded into a half-grey frame.
+    decoded into a half-grey frame. So are PNG chunks that claim to run past the end of the data and
+    files far too small for the size their header claims (decompression bombs), so that a hostile
+    kB of data can never make the decoder allocate more than ``max_pixels`` x 3 bytes (plus the
+    decoder's own working memory). JPEGs with an EXIF orientation of 90 degrees come back rotated
+    (OpenCV applies the orientation, as image_transport's decoder does).
     """
     cv = _require_cv2()
     data = _byte_view(msg.data)
@@ -356,8 +424,20 @@ def compressed_to_bgr(msg: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             "corrupt_compressed",
             f"{kind} data ({data.size} bytes) is cut short: no {'end-of-image marker' if kind == 'jpeg' else 'IEND chunk'}",
         )
+    if kind == "png":
+        problem = _png_chunks_fit(data)
+        if problem is not None:
+            raise _error("corrupt_compressed", f"png data ({data.size} bytes) is malformed: {problem}")
+    least = _min_compressed_bytes(kind, data, size[0], size[1])
+    if data.size < least:
+        raise _error(
+            "corrupt_compressed",
+            f"{kind} data of {data.size} bytes is too short for the {size[0]}x{size[1]} image its header "
+            f"claims (a real one needs at least {least} bytes): cut short or a decompression bomb",
+        )
     image = cv.imdecode(data, cv.IMREAD_COLOR)
-    if image is None or image.shape[:2] != (size[1], size[0]):
+    # OpenCV applies the EXIF orientation, so a valid JPEG may come back rotated by 90 degrees.
+    if image is None or image.shape[:2] not in ((size[1], size[0]), (size[0], size[1])):
         raise _error("corrupt_compressed", f"OpenCV could not decode the {kind} data ({data.size} bytes)")
     return image
 

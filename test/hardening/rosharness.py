@@ -1,0 +1,308 @@
+"""Running fer_node / fer_camera as real processes and talking to them over DDS.
+
+Shared by test/hardening (CI-sized fault tests) and benchmarks/fuzz_node.py, soak.py, vs_fer.py.
+Every wait is bounded; every process started here is stopped (SIGINT, then SIGKILL) by whoever
+started it, by its own pid.
+
+    env = isolated_env(log_dir)                   # unique ROS_DOMAIN_ID, localhost only
+    node = NodeProcess.start(env, tmp, params={"model_path": str(model)})
+    client = RosClient(env)
+    pub = client.publisher(Image, "/image", reliable=True)
+    faces = client.collect(FaceEmotionArray, "/fer_node/faces")
+    ...
+    node.stop(); client.close()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SHARED_DIR = Path(os.environ.get("FER_SHARED_DIR", REPO.parent / "shared"))
+MEDIA = SHARED_DIR / "media"
+FASTDDS_PROFILE = REPO / "config" / "fastdds_shm.xml"
+MAKE_MODEL = REPO / "test" / "node" / "_make_model.py"
+SHIPPED_MODEL = REPO / "fer_perception" / "models" / "arch1_fer2013.onnx"
+
+_domains = itertools.count((os.getpid() * 13) % 97 + 101)
+
+
+def isolated_env(log_dir: Path, domain_id: int | None = None) -> dict[str, str]:
+    """The environment of test/conftest.py's isolated_ros_env (own domain, localhost, own log dir).
+
+    Tests use the ``ros_env`` fixture; the benchmark scripts, which run outside pytest, use this.
+    """
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        ROS_DOMAIN_ID=str(domain_id if domain_id is not None else next(_domains) % 200 + 1),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        ROS_LOG_DIR=str(log_dir),
+        RCUTILS_LOGGING_BUFFERED_STREAM="0",
+        PYTHONUNBUFFERED="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    if FASTDDS_PROFILE.exists():
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+    return env
+
+
+# --- models ------------------------------------------------------------------------------------------
+
+
+def _random_model_key() -> str:
+    """The cache key test/node/conftest.py uses, so both share one cached random model."""
+    h = hashlib.sha256()
+    for p in (MAKE_MODEL, REPO / "training/fer_training/models.py", REPO / "training/fer_training/export.py"):
+        if p.exists():
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def random_model(cache_dir: Path) -> Path:
+    """A random-weight ARCH-1 ONNX model (built once with TensorFlow in a subprocess, then cached)."""
+    if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("fer_training") is None:
+        raise RuntimeError("TensorFlow / fer_training not installed (scripts/bootstrap.sh dev): no test model")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"arch1_random_{_random_model_key()}.onnx"
+    if not path.exists():
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+        r = subprocess.run([sys.executable, str(MAKE_MODEL), str(path)], env=env, capture_output=True,
+                           text=True, timeout=600)
+        if r.returncode != 0 or not path.exists():
+            raise RuntimeError(f"random model export failed:\n{r.stdout}\n{r.stderr[-3000:]}")
+    return path
+
+
+def default_model(cache_dir: Path | None = None) -> tuple[Path, str]:
+    """(model path, what it is): $FER_MODEL, else the shipped trained model, else a random one."""
+    if os.environ.get("FER_MODEL"):
+        return Path(os.environ["FER_MODEL"]), "FER_MODEL"
+    if SHIPPED_MODEL.exists():
+        return SHIPPED_MODEL, "shipped (trained)"
+    cache = cache_dir or (REPO / ".pytest_cache" / "d" / "fer_node_models")
+    return random_model(cache), "random weights (no trained model shipped yet)"
+
+
+# --- processes ---------------------------------------------------------------------------------------
+
+
+class NodeProcess:
+    """``python -m <module>`` (fer_perception.node by default) with its stdout and stderr in files."""
+
+    def __init__(self, popen: subprocess.Popen, out_path: Path, err_path: Path) -> None:
+        self.popen = popen
+        self.out_path, self.err_path = out_path, err_path
+
+    @classmethod
+    def start(cls, env: dict[str, str], log_dir: Path, *, params: dict[str, Any] | None = None,
+              remaps: dict[str, str] | None = None, module: str = "fer_perception.node",
+              extra_args: list[str] | None = None, name: str = "fer_node") -> "NodeProcess":
+        log_dir = Path(log_dir)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", module, *(extra_args or []), "--ros-args"]
+        for k, v in (params or {}).items():
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            args += ["-p", f"{k}:={v}"]
+        for k, v in (remaps or {}).items():
+            args += ["-r", f"{k}:={v}"]
+        out_path, err_path = log_dir / f"{name}.out", log_dir / f"{name}.err"
+        popen = subprocess.Popen(args, env=env, stdout=open(out_path, "w"), stderr=open(err_path, "w"),
+                                 cwd=str(REPO), start_new_session=True)
+        return cls(popen, out_path, err_path)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stdout(self) -> str:
+        return self.out_path.read_text(errors="replace") if self.out_path.exists() else ""
+
+    def stderr(self) -> str:
+        return self.err_path.read_text(errors="replace") if self.err_path.exists() else ""
+
+    def output(self) -> str:
+        return self.stdout() + self.stderr()
+
+    def wait_for_output(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return
+            if self.popen.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not in the output within {timeout} s (rc={self.popen.poll()}):\n"
+                             + self.output()[-4000:])
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def send_signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
+        """Send ``sig``, wait ``timeout`` s, then SIGKILL. Returns the exit status."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+        return self.popen.returncode
+
+
+def node_params(model: Path, **overrides: Any) -> dict[str, Any]:
+    """fer_node parameters for a test: onnxruntime, given model, fast diagnostics."""
+    params: dict[str, Any] = dict(model_path=str(model), backend="onnxruntime", detector="blazeface",
+                                  diagnostics_period=0.2, publish_annotated=False)
+    params.update(overrides)
+    return params
+
+
+# --- in-process ROS client ---------------------------------------------------------------------------
+
+
+class RosClient:
+    """An rclpy node in this process (own Context), spun by a background thread."""
+
+    def __init__(self, env: dict[str, str], name: str = "hardening_client") -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", env.get("FASTDDS_DEFAULT_PROFILES_FILE", ""))
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx, domain_id=int(env["ROS_DOMAIN_ID"]))
+        self.node = rclpy.create_node(name, context=self.ctx)
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        self.lock = threading.Lock()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            while self.ctx.ok():
+                self.executor.spin_once(timeout_sec=0.05)
+        except Exception:
+            pass
+
+    @staticmethod
+    def qos(reliable: bool, depth: int = 10):
+        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+        return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST, durability=DurabilityPolicy.VOLATILE,
+                          reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+
+    def publisher(self, msg_type: Any, topic: str, reliable: bool = True, depth: int = 10):
+        return self.node.create_publisher(msg_type, topic, self.qos(reliable, depth))
+
+    def collect(self, msg_type: Any, topic: str, qos: Any = 100,
+                callback: Callable[[Any], None] | None = None) -> list:
+        """Messages on ``topic`` as (monotonic receive time, msg), appended under self.lock."""
+        out: list = []
+
+        def cb(msg):
+            now = time.monotonic()
+            with self.lock:
+                out.append((now, msg))
+            if callback is not None:
+                callback(msg)
+
+        self.node.create_subscription(msg_type, topic, cb, qos)
+        return out
+
+    def snapshot(self, items: list) -> list:
+        with self.lock:
+            return list(items)
+
+    def close(self) -> None:
+        import rclpy
+
+        rclpy.try_shutdown(context=self.ctx)
+        self._thread.join(timeout=5)
+        try:
+            self.node.destroy_node()
+        except Exception:
+            pass
+
+
+def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def wait_for_subscribers(pub: Any, count: int = 1, timeout: float = 30.0) -> None:
+    wait_until(lambda: pub.get_subscription_count() >= count, timeout, f"{count} subscriber(s) on {pub.topic_name}")
+
+
+# --- diagnostics ---------------------------------------------------------------------------------------
+
+
+def status_of(diag_items: list, node_name: str = "fer_node", after: float = 0.0):
+    """Newest (t, DiagnosticStatus) of ``node_name`` received after monotonic time ``after``."""
+    for t, arr in reversed(diag_items):
+        if t < after:
+            break
+        for st in arr.status:
+            if st.name.startswith(node_name + ":"):
+                return t, st
+    return None
+
+
+def level(status: Any) -> int:
+    lv = status.level
+    return lv[0] if isinstance(lv, (bytes, bytearray)) else int(lv)
+
+
+def values(status: Any) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+# --- frames ------------------------------------------------------------------------------------------
+
+
+def face_image(name: str = "obama.jpg"):
+    """A shared media image as BGR (raises FileNotFoundError when ../shared is absent)."""
+    import cv2
+
+    path = MEDIA / name
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"{path} not found (../shared/media)")
+    return img
+
+
+def fit_640x480(bgr):
+    """Resize (keeping aspect) and pad to 640 x 480, centred, black borders."""
+    import cv2
+    import numpy as np
+
+    h, w = bgr.shape[:2]
+    scale = min(640 / w, 480 / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    small = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((480, 640, 3), np.uint8)
+    y0, x0 = (480 - nh) // 2, (640 - nw) // 2
+    out[y0:y0 + nh, x0:x0 + nw] = small
+    return out
