@@ -1,0 +1,255 @@
+"""Emotion-model inference backends behind one interface.
+
+    backend = create_backend("auto", "fer_perception/models/arch1_fer2013.onnx")
+    probabilities = backend.predict(faces)   # float32 N x 48 x 48 x 1 (0..255) -> float32 N x 7
+
+Backends (``BACKEND_NAMES``):
+
+* ``onnxruntime`` - the default on CPU. Uses ONNX Runtime's TensorRT/CUDA execution providers when
+  the installed onnxruntime has them, else the CPU provider; ``threads`` = intra-op threads.
+* ``tensorrt`` - native TensorRT: builds an engine from the ONNX file on first start (dynamic batch
+  1..max_batch; fp32/fp16/int8 with an entropy calibrator) and caches it next to the ONNX file,
+  keyed by TensorRT version + GPU + precision + ONNX hash (see :mod:`.tensorrt_runtime`).
+* ``tflite`` - LiteRT (ai-edge-litert), for ARM CPUs. Given an .onnx path it loads the sibling
+  ``<stem>.tflite`` (fp32), ``<stem>_fp16.tflite`` or ``<stem>_int8.tflite``.
+* ``auto`` - ``tensorrt`` when TensorRT, cuda-python and a GPU are present, else ``onnxruntime``.
+
+The model contract, checked at load: one input N x 48 x 48 x 1 float32 (grey pixels 0..255),
+one output N x 7 probabilities in :data:`fer_perception.labels.EMOTION_LABELS` order.
+Errors: :class:`ModelLoadError` (missing/corrupt/contract-breaking file),
+:class:`InputShapeError` (bad batch), :class:`BackendUnavailableError` (unknown or unusable
+backend/precision). TensorFlow is never imported here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fer_perception.errors import BackendUnavailableError, InputShapeError, ModelLoadError
+from fer_perception.inference.runtimes import (
+    PRECISIONS,
+    OrtRunner,
+    Runner,
+    TfliteRunner,
+    check_precision,
+    onnxruntime_providers,
+    require_file,
+)
+from fer_perception.labels import EMOTION_LABELS
+
+log = logging.getLogger(__name__)
+
+BACKEND_NAMES: tuple[str, ...] = ("auto", "onnxruntime", "tensorrt", "tflite")
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_MODEL_PATH = MODELS_DIR / "arch1_fer2013.onnx"
+FACE_SIZE = 48
+FACE_INPUT_SHAPE = (FACE_SIZE, FACE_SIZE, 1)
+NUM_CLASSES = len(EMOTION_LABELS)
+OUTPUT_NAME = "probabilities"
+
+__all__ = [
+    "BACKEND_NAMES", "DEFAULT_MODEL_PATH", "FACE_INPUT_SHAPE", "FACE_SIZE", "MODELS_DIR", "NUM_CLASSES",
+    "PRECISIONS", "InferenceBackend", "available_backends", "create_backend", "resolve_tflite_path",
+    "validate_faces",
+]
+
+
+def validate_faces(faces) -> np.ndarray:
+    """Return ``faces`` as a C-contiguous float32 N x 48 x 48 x 1 array or raise InputShapeError."""
+    if not isinstance(faces, np.ndarray):
+        raise InputShapeError(f"faces must be a NumPy array, got {type(faces).__name__}")
+    if faces.dtype != np.float32:
+        raise InputShapeError(
+            f"faces must be float32 (grey 0..255), got {faces.dtype}; use "
+            "fer_perception.preprocessing.to_model_input(crops)"
+        )
+    if faces.ndim != 4 or faces.shape[1:] != FACE_INPUT_SHAPE:
+        raise InputShapeError(
+            f"faces must have shape N x 48 x 48 x 1, got {faces.shape}; use "
+            "fer_perception.preprocessing.to_model_input(crops)"
+        )
+    return np.ascontiguousarray(faces)
+
+
+class InferenceBackend:
+    """A loaded emotion model on one runtime. ``predict`` is the hot path: one call per frame."""
+
+    def __init__(self, runner: Runner, *, requested: str, precision: str, model_path: Path):
+        self._runner = runner
+        self.name: str = runner.name
+        self.requested = requested
+        self.precision = precision
+        self.model_path = Path(model_path)
+        self.max_batch = runner.max_batch
+        self._out_index = _check_contract(runner)
+        # Warm-up and contract check in one: a zero batch must give N x 7.
+        probe = np.zeros((2,) + FACE_INPUT_SHAPE, np.float32)
+        try:
+            out = self.predict(probe)
+        except InputShapeError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(f"{runner.path}: test inference failed: {exc}") from exc
+        if out.shape != (2, NUM_CLASSES):
+            raise ModelLoadError(
+                f"{runner.path}: output has shape {out.shape} for a batch of 2, expected (2, {NUM_CLASSES})"
+            )
+
+    @property
+    def runner(self) -> Runner:
+        return self._runner
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        """float32 N x 48 x 48 x 1 (grey 0..255) -> float32 N x 7 probabilities (EMOTION_LABELS order)."""
+        x = validate_faces(faces)
+        if x.shape[0] == 0:
+            return np.empty((0, NUM_CLASSES), np.float32)
+        out = self._runner.run(x)[self._out_index]
+        return np.asarray(out, dtype=np.float32).reshape(x.shape[0], NUM_CLASSES)
+
+    def describe(self) -> dict:
+        d = {"backend": self.name, "requested": self.requested, "precision": self.precision,
+             "labels": list(EMOTION_LABELS)}
+        d.update(self._runner.describe())
+        return d
+
+    def __repr__(self) -> str:
+        return f"InferenceBackend({self.name}, {self.model_path.name}, {self.precision})"
+
+
+def _check_contract(runner: Runner) -> int:
+    shape = runner.input_shape
+    if len(shape) != 4 or tuple(shape[1:]) != FACE_INPUT_SHAPE:
+        raise ModelLoadError(
+            f"{runner.path}: input {runner.input_name!r} has shape {list(shape)}, the model contract is "
+            "N x 48 x 48 x 1 (grey faces, channels last)"
+        )
+    if len(runner.output_names) == 1:
+        index = 0
+    elif OUTPUT_NAME in runner.output_names:
+        index = runner.output_names.index(OUTPUT_NAME)
+    else:
+        raise ModelLoadError(
+            f"{runner.path}: {len(runner.output_names)} outputs {list(runner.output_names)} and none named "
+            f"{OUTPUT_NAME!r}; the model contract is one N x {NUM_CLASSES} output"
+        )
+    out = runner.output_shapes[index]
+    if len(out) != 2 or out[1] not in (None, NUM_CLASSES):
+        raise ModelLoadError(
+            f"{runner.path}: output {runner.output_names[index]!r} has shape {list(out)}, the model contract "
+            f"is N x {NUM_CLASSES} ({', '.join(EMOTION_LABELS)})"
+        )
+    return index
+
+
+def resolve_tflite_path(model_path: str | os.PathLike, precision: str = "fp32") -> Path:
+    """The .tflite file the tflite backend loads for ``model_path`` (an .onnx or .tflite path)."""
+    path = Path(model_path)
+    if path.suffix == ".tflite":
+        return require_file(path)
+    stem = path.with_suffix("")
+    candidates = {
+        "fp32": [stem.with_name(stem.name + ".tflite"), stem.with_name(stem.name + "_fp32.tflite")],
+        "fp16": [stem.with_name(stem.name + "_fp16.tflite")],
+        "int8": [stem.with_name(stem.name + "_int8.tflite")],
+    }[check_precision(precision)]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ModelLoadError(
+        f"the tflite backend needs a .tflite model for {path.name} at precision {precision}: none of "
+        f"{[str(c) for c in candidates]} exists (export one with the training package's fer-export)"
+    )
+
+
+def available_backends() -> dict[str, str | None]:
+    """Each concrete backend name -> None when it can run here, else the reason it cannot."""
+    from fer_perception.inference.tensorrt_runtime import tensorrt_status
+
+    status: dict[str, str | None] = {}
+    status["onnxruntime"] = None if onnxruntime_providers() else "onnxruntime is not installed"
+    status["tensorrt"] = tensorrt_status()
+    try:
+        from fer_perception.inference.runtimes import _tflite_interpreter_class
+
+        _tflite_interpreter_class()
+        status["tflite"] = None
+    except BackendUnavailableError as exc:
+        status["tflite"] = str(exc)
+    return status
+
+
+def resolve_backend_name(name: str) -> str:
+    """Map 'auto' to a concrete backend; raise BackendUnavailableError for unknown names."""
+    if name not in BACKEND_NAMES:
+        raise BackendUnavailableError(
+            f"unknown inference backend {name!r}; valid names: {', '.join(BACKEND_NAMES)}"
+        )
+    if name != "auto":
+        return name
+    from fer_perception.inference.tensorrt_runtime import tensorrt_status
+
+    return "tensorrt" if tensorrt_status() is None else "onnxruntime"
+
+
+def create_runner(name: str, model_path, *, precision: str = "fp32", threads: int | None = None,
+                  max_batch: int = 32, opt_batch: int | None = None, calibration=None,
+                  cache_dir=None, providers=None) -> Runner:
+    """A generic runner for any single-input model (used by the detector too)."""
+    if name == "onnxruntime":
+        return OrtRunner(model_path, threads=threads, precision=precision, providers=providers,
+                         cache_dir=cache_dir)
+    if name == "tensorrt":
+        from fer_perception.inference.tensorrt_runtime import TensorRTRunner
+
+        return TensorRTRunner(model_path, precision=precision, max_batch=max_batch, opt_batch=opt_batch,
+                              calibration=calibration, cache_dir=cache_dir)
+    if name == "tflite":
+        return TfliteRunner(resolve_tflite_path(model_path, precision), threads=threads)
+    raise BackendUnavailableError(f"unknown inference backend {name!r}; valid names: {', '.join(BACKEND_NAMES)}")
+
+
+def create_backend(
+    name: str = "auto",
+    model_path: str | os.PathLike = DEFAULT_MODEL_PATH,
+    precision: str = "fp32",
+    threads: int | None = None,
+    *,
+    max_batch: int = 32,
+    calibration=None,
+    cache_dir: str | os.PathLike | None = None,
+    providers: list[str] | None = None,
+) -> InferenceBackend:
+    """Load the emotion model on backend ``name`` (see the module doc).
+
+    ``precision``: 'fp32' | 'fp16' | 'int8'. With ``auto`` on a machine without TensorRT, the
+    request falls back to onnxruntime fp32 (logged, and visible in ``describe()['requested']``);
+    asked for explicitly, a precision a backend cannot run raises BackendUnavailableError.
+    ``max_batch``: TensorRT profile maximum (larger batches are split). ``calibration``: int8
+    representative faces for TensorRT (array N x 48 x 48 [x 1] or an .npz path).
+    """
+    check_precision(precision)
+    concrete = resolve_backend_name(name)
+    if concrete == "tensorrt":
+        from fer_perception.inference.tensorrt_runtime import tensorrt_status
+
+        reason = tensorrt_status()
+        if reason is not None:
+            raise BackendUnavailableError(f"backend 'tensorrt' is not available here: {reason}")
+    path = Path(model_path)
+    if concrete != "tflite":
+        require_file(path)
+    run_precision = precision
+    if name == "auto" and concrete == "onnxruntime" and precision != "fp32":
+        trt_ep = "TensorrtExecutionProvider" in onnxruntime_providers()
+        if not trt_ep:
+            log.warning("backend auto: no TensorRT here, running onnxruntime fp32 instead of %s", precision)
+            run_precision = "fp32"
+    runner = create_runner(concrete, path, precision=run_precision, threads=threads, max_batch=max_batch,
+                           calibration=calibration, cache_dir=cache_dir, providers=providers)
+    return InferenceBackend(runner, requested=f"{name}/{precision}", precision=run_precision,
+                            model_path=runner.path)

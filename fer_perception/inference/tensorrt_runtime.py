@@ -1,0 +1,377 @@
+"""Native TensorRT runner: builds an engine from the ONNX file on first start and caches it.
+
+* TensorRT (``import tensorrt``, >= 8.5: the name-based tensor API) and cuda-python (device
+  buffers, copies and the stream: ``cuda.bindings.runtime``, or ``cuda.cudart`` in cuda-python
+  < 12.6) are imported lazily. cuda-python was chosen over PyCUDA (needs a compiler on the Jetson)
+  and torch (a large extra dependency): it is a thin, pip-installable wrapper over the CUDA runtime
+  that NVIDIA's own TensorRT samples use.
+* The engine has one optimisation profile over the batch dimension, 1..max_batch (opt = max_batch
+  for the classifier, 1 for the detector); the other input dimensions come from the ONNX file.
+* Precision fp32, fp16 (``BuilderFlag.FP16``) or int8 (``BuilderFlag.INT8`` + FP16 fallback, with an
+  entropy calibrator over representative inputs: an array or an .npz file).
+* The engine is cached next to the ONNX file (or in ``cache_dir`` when that is not writable) as
+  ``<stem>.<precision>.b<max_batch>.<key>.engine`` where ``key`` hashes the TensorRT version, GPU
+  name and compute capability, precision, max batch and the ONNX file's SHA-256. Any mismatch gives
+  a different key and so a rebuild; stale engines of the same stem/precision are removed after a
+  successful build (same max batch only). An int8 engine is not rebuilt when only the
+  calibration data change: delete its .engine (and .calib) to recalibrate. An engine that fails to deserialise is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fer_perception.errors import BackendUnavailableError, ModelLoadError
+from fer_perception.inference.runtimes import Runner, check_precision, require_file
+
+log = logging.getLogger(__name__)
+
+
+def _import_tensorrt():
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "the tensorrt backend needs NVIDIA TensorRT's Python bindings (import tensorrt failed: "
+            f"{exc}). On a Jetson they come with JetPack (apt install python3-libnvinfer); on x86 "
+            "pip install tensorrt. Use backend='onnxruntime' on machines without TensorRT."
+        ) from exc
+    major = int(trt.__version__.split(".")[0])
+    minor = int(trt.__version__.split(".")[1])
+    if (major, minor) < (8, 5):
+        raise BackendUnavailableError(f"TensorRT {trt.__version__} is too old; need >= 8.5")
+    return trt
+
+
+def _import_cudart():
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        try:
+            from cuda import cudart  # older cuda-python
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                "the tensorrt backend needs cuda-python for device buffers: pip install cuda-python "
+                "(match the major version of the CUDA runtime, e.g. cuda-python==12.* on JetPack 6)"
+            ) from exc
+    return cudart
+
+
+def _check(result):
+    """cuda-python returns (err, *values); raise on error, return the value(s)."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise RuntimeError(f"CUDA error {err}")
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def gpu_info() -> dict:
+    """Name and compute capability of GPU 0 (raises BackendUnavailableError without one)."""
+    cudart = _import_cudart()
+    err, count = cudart.cudaGetDeviceCount()
+    if int(err) != 0 or count < 1:
+        raise BackendUnavailableError(f"no CUDA GPU found (cudaGetDeviceCount: {err}, {count})")
+    props = _check(cudart.cudaGetDeviceProperties(0))
+    name = props.name
+    if isinstance(name, bytes):
+        name = name.split(b"\0", 1)[0].decode()
+    return {"name": str(name), "compute_capability": f"{props.major}.{props.minor}"}
+
+
+def tensorrt_status() -> str | None:
+    """None when TensorRT + cuda-python + a GPU are usable here, else the reason they are not."""
+    try:
+        _import_tensorrt()
+        gpu_info()
+    except BackendUnavailableError as exc:
+        return str(exc)
+    except Exception as exc:  # a broken driver install, say
+        return f"CUDA/TensorRT not usable: {exc}"
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def engine_cache_key(trt_version: str, gpu_name: str, compute_capability: str, precision: str,
+                     onnx_sha256: str, max_batch: int) -> str:
+    """16 hex digits identifying one engine build; any change of an ingredient changes it."""
+    text = "|".join([trt_version, gpu_name, compute_capability, precision, onnx_sha256, str(max_batch)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def engine_cache_path(onnx_path: Path, precision: str, max_batch: int, key: str,
+                      cache_dir: Path | None = None) -> Path:
+    directory = Path(cache_dir) if cache_dir is not None else onnx_path.parent
+    return directory / f"{onnx_path.stem}.{precision}.b{max_batch}.{key}.engine"
+
+
+def load_calibration_inputs(calibration, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Representative inputs for int8 calibration as float32 of the model's per-sample shape.
+
+    ``calibration`` is an array or an .npz path (array under 'faces', 'images' or 'x', else the
+    first array). Grey N x H x W arrays get a channel axis; uint8 stays in 0..255 (the contract).
+    """
+    if calibration is None:
+        raise ModelLoadError("precision='int8' needs representative inputs: pass calibration=<array or .npz>")
+    if isinstance(calibration, (str, os.PathLike)):
+        path = require_file(calibration, "calibration data")
+        with np.load(path) as npz:
+            key = next((k for k in ("faces", "images", "x") if k in npz.files), npz.files[0])
+            data = npz[key]
+    else:
+        data = np.asarray(calibration)
+    if data.ndim == len(input_shape) and input_shape[-1] == 1:
+        data = data[..., None]
+    if tuple(data.shape[1:]) != tuple(input_shape):
+        raise ModelLoadError(f"calibration data has shape {data.shape}, expected N x {input_shape}")
+    if len(data) == 0:
+        raise ModelLoadError("calibration data is empty")
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+class TensorRTRunner(Runner):
+    name = "tensorrt"
+
+    def __init__(
+        self,
+        onnx_path: str | os.PathLike,
+        *,
+        precision: str = "fp32",
+        max_batch: int = 32,
+        opt_batch: int | None = None,
+        calibration=None,
+        cache_dir: str | os.PathLike | None = None,
+        workspace_mb: int = 512,
+    ):
+        self.path = require_file(onnx_path)
+        self.precision = check_precision(precision)
+        trt = _import_tensorrt()
+        self._cudart = cudart = _import_cudart()
+        gpu = gpu_info()
+        self.gpu = gpu
+        self.max_batch = int(max_batch)
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self._trt = trt
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        trt.init_libnvinfer_plugins(self._logger, "")
+        key = engine_cache_key(trt.__version__, gpu["name"], gpu["compute_capability"], precision,
+                               file_sha256(self.path), self.max_batch)
+        engine_path = engine_cache_path(self.path, precision, self.max_batch, key)
+        if cache_dir is not None or not os.access(self.path.parent, os.W_OK):
+            fallback = Path(cache_dir or Path.home() / ".cache" / "fer_perception")
+            fallback.mkdir(parents=True, exist_ok=True)
+            if cache_dir is not None or not engine_path.exists():
+                engine_path = engine_cache_path(self.path, precision, self.max_batch, key, fallback)
+        self.engine_path = engine_path
+        runtime = trt.Runtime(self._logger)
+        self._runtime = runtime
+        engine = None
+        self.engine_built = False
+        if engine_path.exists():
+            engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+            if engine is None:
+                log.warning("cached TensorRT engine %s does not deserialise; rebuilding", engine_path)
+        if engine is None:
+            blob = self._build(trt, opt_batch, calibration, workspace_mb, engine_path)
+            engine = runtime.deserialize_cuda_engine(blob)
+            if engine is None:
+                raise ModelLoadError(f"TensorRT built an engine for {self.path} that does not deserialise")
+            self.engine_built = True
+        self._engine = engine
+        self._context = engine.create_execution_context()
+
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(inputs) != 1:
+            raise ModelLoadError(f"{self.path}: expected one input, found {inputs}")
+        self.input_name = inputs[0]
+        self.output_names = tuple(outputs)
+        in_shape = tuple(engine.get_tensor_shape(self.input_name))
+        self.input_shape = (None,) + _static(in_shape[1:])
+        self._sample_shape = tuple(int(d) for d in in_shape[1:])
+        # Output shapes for the max batch give the buffer sizes.
+        self._context.set_input_shape(self.input_name, (self.max_batch,) + self._sample_shape)
+        self.output_shapes = tuple((None,) + _static(tuple(self._context.get_tensor_shape(n))[1:])
+                                   for n in outputs)
+        self._in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.input_name)))
+        self._out_dtypes = [np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in outputs]
+        self._stream = _check(cudart.cudaStreamCreate())
+        self._buffers: dict[str, int] = {}
+        self._host_out: list[np.ndarray] = []
+        in_bytes = self.max_batch * int(np.prod(self._sample_shape)) * self._in_dtype.itemsize
+        self._buffers[self.input_name] = _check(cudart.cudaMalloc(in_bytes))
+        for n, shape, dt in zip(outputs, self.output_shapes, self._out_dtypes):
+            per = int(np.prod([d for d in shape[1:]]))
+            self._buffers[n] = _check(cudart.cudaMalloc(self.max_batch * per * dt.itemsize))
+            self._host_out.append(np.empty((self.max_batch,) + tuple(shape[1:]), dtype=dt))
+        for n, ptr in self._buffers.items():
+            self._context.set_tensor_address(n, int(ptr))
+        self._batch = None
+
+    # -- building -------------------------------------------------------------------------------
+
+    def _build(self, trt, opt_batch, calibration, workspace_mb, engine_path: Path) -> bytes:
+        log.warning("building TensorRT %s engine for %s (first start; takes a while)", self.precision, self.path)
+        builder = trt.Builder(self._logger)
+        major = int(trt.__version__.split(".")[0])
+        flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, self._logger)
+        if not parser.parse(self.path.read_bytes()):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise ModelLoadError(f"TensorRT cannot parse {self.path}: {errors}")
+        if network.num_inputs != 1:
+            raise ModelLoadError(f"{self.path}: expected one input, found {network.num_inputs}")
+        inp = network.get_input(0)
+        sample = tuple(int(d) for d in tuple(inp.shape)[1:])
+        if any(d < 1 for d in sample):
+            raise ModelLoadError(f"{self.path}: only the batch dimension may be dynamic, input is {tuple(inp.shape)}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+        opt = int(opt_batch) if opt_batch else self.max_batch
+        opt = min(max(opt, 1), self.max_batch)
+        profile = builder.create_optimization_profile()
+        profile.set_shape(inp.name, (1,) + sample, (opt,) + sample, (self.max_batch,) + sample)
+        config.add_optimization_profile(profile)
+        if self.precision in ("fp16", "int8"):
+            if not getattr(builder, "platform_has_fast_fp16", True):
+                log.warning("this GPU has no fast fp16; TensorRT may run fp16 layers slowly")
+            config.set_flag(trt.BuilderFlag.FP16)
+        calibrator = None
+        if self.precision == "int8":
+            if not getattr(builder, "platform_has_fast_int8", True):
+                log.warning("this GPU has no fast int8; TensorRT may fall back to fp16/fp32 kernels")
+            data = load_calibration_inputs(calibration, sample)
+            cache = engine_path.with_suffix(".calib")
+            calibrator = _make_calibrator(trt, self._cudart, data, batch=min(32, self.max_batch), cache=cache)
+            config.set_flag(trt.BuilderFlag.INT8)
+            config.int8_calibrator = calibrator
+            config.set_calibration_profile(profile)
+        blob = builder.build_serialized_network(network, config)
+        if blob is None:
+            raise ModelLoadError(f"TensorRT failed to build a {self.precision} engine for {self.path} (see its log above)")
+        blob = bytes(blob)
+        engine_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = engine_path.with_suffix(".engine.tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, engine_path)
+        meta = {"onnx": str(self.path), "tensorrt": trt.__version__, "gpu": self.gpu,
+                "precision": self.precision, "max_batch": self.max_batch, "opt_batch": opt}
+        engine_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+        for stale in engine_path.parent.glob(f"{self.path.stem}.{self.precision}.b{self.max_batch}.*.engine"):
+            if stale != engine_path:
+                stale.unlink(missing_ok=True)
+                stale.with_suffix(".json").unlink(missing_ok=True)
+        log.warning("TensorRT engine cached at %s", engine_path)
+        return blob
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        cudart = self._cudart
+        n = int(batch.shape[0])
+        if n > self.max_batch:
+            parts = [self.run(batch[i : i + self.max_batch]) for i in range(0, n, self.max_batch)]
+            return [np.concatenate([p[k] for p in parts]) for k in range(len(self.output_names))]
+        if n != self._batch:
+            self._context.set_input_shape(self.input_name, (n,) + self._sample_shape)
+            self._batch = n
+        x = np.ascontiguousarray(batch, dtype=self._in_dtype)
+        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(cudart.cudaMemcpyAsync(self._buffers[self.input_name], x.ctypes.data, x.nbytes, h2d, self._stream))
+        if not self._context.execute_async_v3(stream_handle=self._stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed")
+        results = []
+        for name, host in zip(self.output_names, self._host_out):
+            view = host[:n]
+            _check(cudart.cudaMemcpyAsync(view.ctypes.data, self._buffers[name], view.nbytes, d2h, self._stream))
+            results.append(view)
+        _check(cudart.cudaStreamSynchronize(self._stream))
+        return [r.astype(np.float32, copy=True) for r in results]
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d.update(version=self._trt.__version__, gpu=self.gpu, precision=self.precision,
+                 engine=str(self.engine_path), engine_built_now=self.engine_built)
+        return d
+
+    def close(self) -> None:
+        cudart = getattr(self, "_cudart", None)
+        for ptr in getattr(self, "_buffers", {}).values():
+            cudart.cudaFree(ptr)
+        self._buffers = {}
+        if getattr(self, "_stream", None) is not None:
+            cudart.cudaStreamDestroy(self._stream)
+            self._stream = None
+
+    def __del__(self):  # pragma: no cover - GPU only
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _static(dims) -> tuple[int | None, ...]:
+    return tuple(int(d) if int(d) > 0 else None for d in dims)
+
+
+def _make_calibrator(trt, cudart, data: np.ndarray, *, batch: int, cache: Path):
+    """An IInt8EntropyCalibrator2 over ``data`` (defined here because trt is imported lazily)."""
+
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self):
+            super().__init__()
+            self.data = data
+            self.batch = batch
+            self.index = 0
+            self.nbytes = batch * int(np.prod(data.shape[1:])) * 4
+            self.device = _check(cudart.cudaMalloc(self.nbytes))
+
+        def get_batch_size(self):
+            return self.batch
+
+        def get_batch(self, names):
+            if self.index + self.batch > len(self.data):
+                if self.index == 0:  # fewer samples than one batch: repeat them
+                    reps = -(-self.batch // len(self.data))
+                    chunk = np.concatenate([self.data] * reps)[: self.batch]
+                else:
+                    return None
+            else:
+                chunk = self.data[self.index : self.index + self.batch]
+            chunk = np.ascontiguousarray(chunk, dtype=np.float32)
+            _check(cudart.cudaMemcpy(self.device, chunk.ctypes.data, chunk.nbytes,
+                                     cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
+            self.index += self.batch
+            return [int(self.device)]
+
+        def read_calibration_cache(self):
+            return cache.read_bytes() if cache.exists() else None
+
+        def write_calibration_cache(self, blob):
+            cache.write_bytes(bytes(blob))
+
+        def __del__(self):
+            try:
+                cudart.cudaFree(self.device)
+            except Exception:
+                pass
+
+    return EntropyCalibrator()

@@ -1,0 +1,170 @@
+"""Per-frame perception: detect faces -> align each -> ONE batched emotion inference.
+
+    pipeline = FacePipeline.from_options(DEFAULT_MODEL_PATH, backend="auto", detector="blazeface")
+    for face in pipeline.process(frame_bgr):
+        face.box, face.detection_score, face.keypoints, face.crop, face.probabilities
+    pipeline.last_timings   # StageTimings(detect_ms, align_ms, infer_ms, total_ms, faces)
+
+ROS-free and TensorFlow-free; the ROS node wraps exactly this API.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer_perception.detection import Detection, FaceDetector, create_detector
+from fer_perception.inference import (
+    DEFAULT_MODEL_PATH,
+    FACE_INPUT_SHAPE,
+    NUM_CLASSES,
+    InferenceBackend,
+    create_backend,
+)
+from fer_perception.labels import EMOTION_LABELS
+from fer_perception.preprocessing import align_face
+
+__all__ = ["DEFAULT_MODEL_PATH", "FacePipeline", "FaceResult", "StageTimings"]
+
+DEFAULT_MIN_FACE_SIZE = 24
+DEFAULT_MAX_FACES = 8
+
+
+@dataclass(frozen=True, eq=False)
+class FaceResult:
+    """One face of a frame.
+
+    ``box``: (x, y, w, h) int pixels clipped to the frame; ``detection_score``: 0..1;
+    ``keypoints``: K x 2 float pixels (BlazeFace: subject's right eye, left eye, nose tip, mouth,
+    right ear, left ear) or None; ``crop``: the 48 x 48 uint8 aligned grey face the model saw;
+    ``probabilities``: (7,) float32 in ``EMOTION_LABELS`` order.
+    """
+
+    box: tuple[int, int, int, int]
+    detection_score: float
+    keypoints: np.ndarray | None
+    crop: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def label(self) -> str:
+        return EMOTION_LABELS[int(np.argmax(self.probabilities))]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probabilities))
+
+
+@dataclass
+class StageTimings:
+    """Wall-clock milliseconds of the stages of the last ``process`` call."""
+
+    detect_ms: float = 0.0
+    align_ms: float = 0.0
+    infer_ms: float = 0.0
+    total_ms: float = 0.0
+    faces: int = 0
+    detections: int = 0  # before min_face_size / max_faces
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _int_box(box, width: int, height: int) -> tuple[int, int, int, int]:
+    x0 = int(round(min(max(box[0], 0.0), width)))
+    y0 = int(round(min(max(box[1], 0.0), height)))
+    x1 = int(round(min(max(box[0] + box[2], 0.0), width)))
+    y1 = int(round(min(max(box[1] + box[3], 0.0), height)))
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
+@dataclass
+class FacePipeline:
+    """detector + emotion backend. ``process(bgr)`` runs all faces of a frame in one batch.
+
+    ``min_face_size``: detections whose box is smaller than this many pixels (shorter side) are
+    dropped; ``max_faces``: at most this many faces per frame, the largest boxes first. Results are
+    ordered largest face first.
+    """
+
+    detector: FaceDetector
+    backend: InferenceBackend
+    min_face_size: int = DEFAULT_MIN_FACE_SIZE
+    max_faces: int = DEFAULT_MAX_FACES
+    last_timings: StageTimings = field(default_factory=StageTimings, init=False)
+
+    def __post_init__(self):
+        if self.max_faces < 1:
+            raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
+        if self.min_face_size < 0:
+            raise ValueError(f"min_face_size must be >= 0, got {self.min_face_size}")
+        self._batch = np.empty((self.max_faces,) + FACE_INPUT_SHAPE, np.float32)
+
+    @classmethod
+    def from_options(
+        cls,
+        model_path: str | os.PathLike = DEFAULT_MODEL_PATH,
+        backend: str = "auto",
+        detector: str = "blazeface",
+        precision: str = "fp32",
+        threads: int | None = None,
+        *,
+        min_face_size: int = DEFAULT_MIN_FACE_SIZE,
+        max_faces: int = DEFAULT_MAX_FACES,
+        max_batch: int | None = None,
+        calibration=None,
+        detector_options: dict | None = None,
+    ) -> "FacePipeline":
+        """Build detector + backend by name. ``threads`` applies to both (intra-op threads);
+        BlazeFace runs on the same backend family (``detector_options`` may override, e.g.
+        ``{"backend": "onnxruntime", "tiles": (2, 1)}``); ``max_batch`` defaults to max_faces."""
+        det_opts = dict(detector_options or {})
+        if detector == "blazeface":
+            det_opts.setdefault("backend", backend)
+            det_opts.setdefault("threads", threads)
+        det = create_detector(detector, **det_opts)
+        be = create_backend(backend, Path(model_path), precision=precision, threads=threads,
+                            max_batch=max_batch or max_faces, calibration=calibration)
+        return cls(det, be, min_face_size=min_face_size, max_faces=max_faces)
+
+    def describe(self) -> dict:
+        return {"detector": self.detector.describe(), "backend": self.backend.describe(),
+                "min_face_size": self.min_face_size, "max_faces": self.max_faces}
+
+    def select(self, detections: list[Detection]) -> list[Detection]:
+        """The detections ``process`` keeps: large enough, the ``max_faces`` largest, largest first."""
+        kept = [d for d in detections if min(d.box[2], d.box[3]) >= self.min_face_size]
+        kept.sort(key=lambda d: -d.area)
+        return kept[: self.max_faces]
+
+    def process(self, bgr: np.ndarray) -> list[FaceResult]:
+        t0 = time.perf_counter()
+        detections = self.detector.detect(bgr)
+        t1 = time.perf_counter()
+        faces = self.select(detections)
+        height, width = bgr.shape[:2]
+        crops = []
+        for i, det in enumerate(faces):
+            crop = align_face(bgr, det.box, det.keypoints)
+            self._batch[i, :, :, 0] = crop
+            crops.append(crop)
+        t2 = time.perf_counter()
+        if faces:
+            probs = self.backend.predict(self._batch[: len(faces)])
+        else:
+            probs = np.empty((0, NUM_CLASSES), np.float32)
+        t3 = time.perf_counter()
+        results = [
+            FaceResult(box=_int_box(det.box, width, height), detection_score=float(det.score),
+                       keypoints=det.keypoints, crop=crop, probabilities=probs[i])
+            for i, (det, crop) in enumerate(zip(faces, crops))
+        ]
+        t4 = time.perf_counter()
+        self.last_timings = StageTimings(
+            detect_ms=(t1 - t0) * 1e3, align_ms=(t2 - t1) * 1e3, infer_ms=(t3 - t2) * 1e3,
+            total_ms=(t4 - t0) * 1e3, faces=len(results), detections=len(detections))
+        return results
