@@ -1,0 +1,192 @@
+"""Fault injection against real fer_node / fer_camera processes (CI-sized, bounded waits).
+
+* the camera stops and comes back: /diagnostics goes WARN (stale) and back to OK;
+* the model file is garbage at start: a clear one-line error, non-zero exit, no traceback;
+* the inference backend raises at run time: ERROR diagnostic and the next frames are served, or a
+  clean exit with status 3 when exit_on_backend_error is true;
+* SIGINT / SIGTERM while frames are flowing: exit status 0, no traceback.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import rosharness as rh
+from faulty_model import write_batch2_only_model
+
+pytestmark = pytest.mark.ros
+
+START_TIMEOUT = 90.0  # node start-up (rclpy + ONNX Runtime + BlazeFace) on 2 loaded cores
+OK, WARN, ERROR = 0, 1, 2
+
+
+def _msgs():
+    from diagnostic_msgs.msg import DiagnosticArray
+    from fer_msgs.msg import FaceEmotionArray
+    from sensor_msgs.msg import Image
+
+    return Image, FaceEmotionArray, DiagnosticArray
+
+
+def _image(bgr: np.ndarray):
+    from fer_perception.image_conversion import numpy_to_image
+
+    return numpy_to_image(bgr, "bgr8")
+
+
+class Feeder:
+    """Publishes one message repeatedly at ``rate`` Hz from a thread until stopped."""
+
+    def __init__(self, pub, msg, rate: float = 10.0) -> None:
+        self.pub, self.msg, self.period = pub, msg, 1.0 / rate
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.pub.publish(self.msg)
+                self.sent += 1
+            except Exception:  # context shut down under us at teardown
+                return
+            self._stop.wait(self.period)
+
+    def set(self, msg) -> None:
+        self.msg = msg
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _no_traceback(proc: rh.NodeProcess) -> None:
+    err = proc.stderr()
+    assert "Traceback" not in err, err[-4000:]
+    assert "internal error" not in proc.output(), proc.output()[-4000:]
+
+
+def _wait_status(client, diags, pred, timeout: float, what: str, after: float = 0.0):
+    def check():
+        found = rh.status_of(client.snapshot(diags), after=after)
+        return found if found is not None and pred(found[1]) else None
+
+    return rh.wait_until(check, timeout, what)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_while_processing_exits_cleanly(sig, ros_env, procs, client, model_onnx, face_frames):
+    Image, FaceEmotionArray, _ = _msgs()
+    node = procs.start(ros_env, params=rh.node_params(model_onnx), remaps={"image": "/cam/image"})
+    faces = client.collect(FaceEmotionArray, "/fer_node/faces")
+    pub = client.publisher(Image, "/cam/image", reliable=True)
+    rh.wait_for_subscribers(pub, 1, START_TIMEOUT)
+    feeder = Feeder(pub, _image(face_frames["one"]), rate=15)
+    try:
+        rh.wait_until(lambda: len(client.snapshot(faces)) >= 3, 60, "FaceEmotionArray messages")
+        node.send_signal(sig)
+        rc = node.wait(timeout=20)
+    finally:
+        feeder.stop()
+    assert rc == 0, f"exit status {rc} after {sig.name}:\n{node.output()[-3000:]}"
+    _no_traceback(node)
+
+
+@pytest.mark.parametrize("kind", ["random_bytes", "truncated_onnx", "empty_file"])
+def test_garbage_model_fails_clearly(kind, ros_env, procs, tmp_path, model_onnx):
+    bad = tmp_path / "model.onnx"
+    if kind == "random_bytes":
+        bad.write_bytes(np.random.default_rng(0).bytes(50_000))
+    elif kind == "truncated_onnx":
+        bad.write_bytes(model_onnx.read_bytes()[: model_onnx.stat().st_size // 2])
+    else:
+        bad.write_bytes(b"")
+    node = procs.start(ros_env, params=rh.node_params(bad))
+    rc = node.wait(timeout=START_TIMEOUT)
+    err = node.stderr()
+    assert rc not in (0, None) and rc > 0, f"exit status {rc}:\n{node.output()[-3000:]}"
+    assert "fer_node: error:" in err and str(bad) in err, err[-3000:]
+    assert "Traceback" not in err, err[-4000:]
+
+
+def test_camera_stops_and_restarts(ros_env, procs, client, model_onnx, shared_dir):
+    """fer_camera is killed and started again: diagnostics OK -> WARN (stale) -> OK."""
+    _, FaceEmotionArray, DiagnosticArray = _msgs()
+    diags = client.collect(DiagnosticArray, "/diagnostics")
+    faces = client.collect(FaceEmotionArray, "/fer_node/faces")
+    node = procs.start(ros_env, params=rh.node_params(model_onnx, stale_timeout=1.0, qos_reliability="reliable"),
+                       remaps={"image": "/cam/image"})
+    image = str(shared_dir / "media" / "obama.jpg")
+    camera_args = dict(module="fer_perception.camera_source", extra_args=["--image", image, "--rate", "10",
+                                                                          "--resize", "640x480"],
+                       remaps={"image": "/cam/image"})
+    camera = procs.start(ros_env, name="camera1", **camera_args)
+    rh.wait_until(lambda: len(client.snapshot(faces)) >= 2, START_TIMEOUT, "faces from the first camera")
+    _wait_status(client, diags, lambda s: rh.level(s) == OK and int(rh.values(s)["frames_processed"]) > 0,
+                 10, "an OK status while the camera runs")
+
+    assert camera.stop(signal.SIGINT, timeout=10) == 0
+    stopped = time.monotonic()
+    t_warn, warn = _wait_status(client, diags, lambda s: rh.level(s) == WARN and "no image" in s.message,
+                                10, "a WARN (stale) status after the camera stopped", after=stopped)
+    assert float(rh.values(warn)["seconds_since_last_image"]) >= 1.0, "WARN before stale_timeout elapsed"
+    processed_before = int(rh.values(warn)["frames_processed"])
+
+    camera2 = procs.start(ros_env, name="camera2", **camera_args)
+    restarted = time.monotonic()
+    _wait_status(client, diags, lambda s: rh.level(s) == OK and int(rh.values(s)["frames_processed"]) > processed_before,
+                 START_TIMEOUT, "OK again with new frames after the camera restarted", after=restarted)
+    assert node.popen.poll() is None, node.output()[-3000:]
+    assert camera2.popen.poll() is None, camera2.output()[-3000:]
+
+
+def test_backend_error_reports_and_keeps_serving(ros_env, procs, client, tmp_path, face_frames):
+    """A model that fails at run time on one-face frames: ERROR diagnostic, node alive, and the
+    next (two-face) frames are served and the status is OK again."""
+    Image, FaceEmotionArray, DiagnosticArray = _msgs()
+    model = write_batch2_only_model(tmp_path / "batch2_only.onnx")
+    diags = client.collect(DiagnosticArray, "/diagnostics")
+    faces = client.collect(FaceEmotionArray, "/fer_node/faces")
+    node = procs.start(ros_env, params=rh.node_params(model, exit_on_backend_error=False, stale_timeout=5.0),
+                       remaps={"image": "/cam/image"})
+    pub = client.publisher(Image, "/cam/image", reliable=True)
+    rh.wait_for_subscribers(pub, 1, START_TIMEOUT)
+    feeder = Feeder(pub, _image(face_frames["one"]), rate=5)
+    try:
+        _, err_status = _wait_status(client, diags, lambda s: rh.level(s) == ERROR, 60, "an ERROR status")
+        v = rh.values(err_status)
+        assert int(v["backend_errors"]) >= 1 and v["last_backend_error"], v
+        assert node.popen.poll() is None, "node died on a backend error:\n" + node.output()[-3000:]
+
+        switched = time.monotonic()
+        feeder.set(_image(face_frames["two"]))
+        rh.wait_until(lambda: any(t > switched and len(m.faces) == 2 for t, m in client.snapshot(faces)),
+                      30, "a FaceEmotionArray with 2 faces after the backend error")
+        _wait_status(client, diags, lambda s: rh.level(s) == OK, 10, "OK again after recovery", after=switched)
+    finally:
+        feeder.stop()
+    assert node.popen.poll() is None
+    assert "inference backend failed" in node.output()
+
+
+def test_backend_error_exits_when_asked(ros_env, procs, client, tmp_path, face_frames):
+    Image, _, _ = _msgs()
+    model = write_batch2_only_model(tmp_path / "batch2_only.onnx")
+    node = procs.start(ros_env, params=rh.node_params(model, exit_on_backend_error=True),
+                       remaps={"image": "/cam/image"})
+    pub = client.publisher(Image, "/cam/image", reliable=True)
+    rh.wait_for_subscribers(pub, 1, START_TIMEOUT)
+    feeder = Feeder(pub, _image(face_frames["one"]), rate=5)
+    try:
+        rc = node.wait(timeout=60)
+    finally:
+        feeder.stop()
+    assert rc == 3, f"exit status {rc}:\n{node.output()[-3000:]}"
+    assert "Traceback" not in node.stderr(), node.stderr()[-4000:]
+    assert "inference backend failed" in node.output()
