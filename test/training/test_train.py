@@ -29,17 +29,30 @@ def _log(run_dir) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def test_short_training_lowers_the_loss(tiny_npz, tmp_path):
-    cfg = _cfg(tiny_npz, tmp_path / "run", optimizer="adam", lr=3e-3, schedule="plateau", weight_decay=0.0,
-               epochs=4, dropout=0.0, label_smoothing=0.0, max_train_images=300,
-               augment=AugmentConfig(rotation=0, shift=0, zoom=0, flip=False))
-    res = train(cfg, verbose=0)
+def _learnable_cfg(data, run_dir, **over) -> TrainConfig:
+    """A quick-learning recipe on the synthetic fixture (no augmentation, Adam, 4 epochs)."""
+    values = dict(optimizer="adam", lr=3e-3, schedule="plateau", weight_decay=0.0, epochs=4, dropout=0.2,
+                  label_smoothing=0.0, max_train_images=300,
+                  augment=AugmentConfig(rotation=0, shift=0, zoom=0, flip=False))
+    values.update(over)
+    return _cfg(data, run_dir, **values)
+
+
+@pytest.fixture(scope="module")
+def straight_run(tiny_npz, tmp_path_factory):
+    cfg = _learnable_cfg(tiny_npz, tmp_path_factory.mktemp("runs") / "straight")
+    return cfg, train(cfg, verbose=0)
+
+
+def test_short_training_lowers_the_loss(straight_run):
+    cfg, res = straight_run
     rows = _log(cfg.run_dir)
     losses = [float(r["loss"]) for r in rows]
     assert len(rows) == 4
     assert losses[-1] < 0.8 * losses[0], losses
     # 7 classes: chance is 0.14 (BN moving statistics are still settling after 40 steps).
     assert res["val_accuracy"] > 0.25
+    assert 0.0 <= res["val_accuracy_flip_tta"] <= 1.0
     run = Path(cfg.run_dir)
     for f in ("model.keras", "results.json", "state.json", "config.json", "checkpoints/best.keras",
               "checkpoints/last.keras"):
@@ -52,25 +65,23 @@ class _Crash(Exception):
     pass
 
 
-def test_resume_after_a_crash_continues_exactly(tiny_npz, tmp_path):
-    straight = _cfg(tiny_npz, tmp_path / "straight", max_train_images=192)
-    train(straight, verbose=0)
-
-    crashed = _cfg(tiny_npz, tmp_path / "crashed", max_train_images=192)
+def test_resume_after_a_crash_continues_exactly(straight_run, tiny_npz, tmp_path):
+    straight, _ = straight_run
+    crashed = _learnable_cfg(tiny_npz, tmp_path / "crashed", tta_eval=False)
 
     def crash(epoch, logs):
-        if epoch == 0:
+        if epoch == 1:
             raise _Crash()
 
     with pytest.raises(_Crash):
         train(crashed, verbose=0, on_epoch_end=crash)
-    assert json.loads((Path(crashed.run_dir) / "state.json").read_text())["next_epoch"] == 1
+    assert json.loads((Path(crashed.run_dir) / "state.json").read_text())["next_epoch"] == 2
     with pytest.raises(SystemExit, match="already holds a run"):
         train(crashed, verbose=0)
     train(crashed, verbose=0, resume=True)
 
     a, b = _log(straight.run_dir), _log(crashed.run_dir)
-    assert [r["epoch"] for r in b] == ["0", "1", "2"]
+    assert [r["epoch"] for r in b] == ["0", "1", "2", "3"]
     for ra, rb in zip(a, b):
         for key in ("lr", "loss", "val_loss", "val_accuracy"):
             assert float(ra[key]) == pytest.approx(float(rb[key]), rel=1e-5, abs=1e-6), (key, ra, rb)
