@@ -88,6 +88,7 @@ class VideoSink:
 
     def __call__(self, msg: Any) -> None:
         import cv2
+        import numpy as np
 
         from fer_perception.errors import ImageConversionError
         from fer_perception.image_conversion import image_to_bgr
@@ -101,7 +102,7 @@ class VideoSink:
             self.received += 1
             if self.writer is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.size = (bgr.shape[1], bgr.shape[0])
+                self.size = (bgr.shape[1] - bgr.shape[1] % 2, bgr.shape[0] - bgr.shape[0] % 2)  # mp4v: even
                 self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
                 if not self.writer.isOpened():
                     self.error = f"cannot write {self.path} (OpenCV VideoWriter mp4v failed)"
@@ -109,7 +110,11 @@ class VideoSink:
                     return
                 self.t0 = t
             if (bgr.shape[1], bgr.shape[0]) != self.size:
-                bgr = cv2.resize(bgr, self.size)
+                w, h = self.size
+                if bgr.shape[1] - w in (0, 1) and bgr.shape[0] - h in (0, 1):
+                    bgr = np.ascontiguousarray(bgr[:h, :w])  # odd size: drop the last row/column
+                else:  # the source changed size (e.g. a camera reopened at another resolution)
+                    bgr = cv2.resize(bgr, self.size)
             due = int(round((t - self.t0) * self.fps)) + 1
             repeats = min(max(1, due - self.written), int(self.fps * 2) + 1)
             for _ in range(repeats):

@@ -556,6 +556,18 @@ class FerLifecycleNode(LifecycleNode):
         super().destroy_node()
 
 
+def make_executor():
+    """Executor of a single-node process: FER_EXECUTOR=events (rclpy's C++ EventsExecutor) or
+    single (SingleThreadedExecutor, the default)."""
+    import os
+
+    if os.environ.get("FER_EXECUTOR", "single") == "events":
+        from rclpy.experimental import EventsExecutor
+
+        return EventsExecutor()
+    return SingleThreadedExecutor()
+
+
 def spin_until_exit(executor, nodes) -> int:
     """Spin until shutdown (SIGINT/SIGTERM) or a node asks to exit; returns the exit status."""
     try:
@@ -605,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(e, ModelLoadError) and "model_path:=" not in " ".join(argv):
                 hint = " (choose a model with: --ros-args -p model_path:=/path/to/model.onnx)"
             return startup_error("fer_node", f"{e}{hint}")
-        executor = SingleThreadedExecutor()
+        executor = make_executor()
         executor.add_node(node)
         return spin_until_exit(executor, [node])
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -53,7 +53,8 @@ def assert_clean_exit(proc, sig) -> None:
     assert "Traceback" not in out, out[-3000:]
 
 
-def test_hamilton_clip_from_fer_camera_process(ros_env, procs, observer, random_onnx, hamilton_clip):
+def test_hamilton_clip_from_fer_camera_process(ros_env, procs, observer, random_onnx, hamilton_clip,
+                                                two_people_jpg):
     from diagnostic_msgs.msg import DiagnosticArray
     from fer_msgs.msg import FaceEmotionArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -61,7 +62,8 @@ def test_hamilton_clip_from_fer_camera_process(ros_env, procs, observer, random_
 
     topic = "/ham/image_raw"
     n_frames = 150  # 5 s at 30 Hz; the clip shows a face from about frame 20 and continuously from 82
-    node = procs.start("fer_perception.node", node_args(topic, random_onnx, "diagnostics_period:=0.5"),
+    node = procs.start("fer_perception.node",
+                       node_args(topic, random_onnx, "diagnostics_period:=0.5", "stale_timeout:=1.0"),
                        ros_env, "fer_node")
     faces = observer.collect(FaceEmotionArray, "/fer_node/faces", 1000)
     images = observer.collect(Image, topic, QoSProfile(depth=300, reliability=ReliabilityPolicy.RELIABLE))
@@ -141,6 +143,18 @@ def test_hamilton_clip_from_fer_camera_process(ros_env, procs, observer, random_
     assert listener.wait(timeout=20) == 0, listener.output()
     lines = [ln for ln in listener.output().splitlines() if re.match(r"^\d+\.\d{9} camera \d+ faces?", ln)]
     assert len(lines) == 5, listener.output()
+
+    # The camera went away: stale WARN. Another camera process on the same topic: processing resumes.
+    lvl, v, message = observer.wait_status(diags, lambda lvl, v, m: lvl == 1, 15, "stale WARN after the camera")
+    assert "no image on /ham/image_raw" in message
+    n_before = len(observer.snapshot(faces))
+    cam2 = procs.start("fer_perception.camera_source",
+                       ["--image", str(two_people_jpg), "--rate", "10", "--max-frames", "30",
+                        "--ros-args", "-r", f"image:={topic}"], ros_env, "fer_camera2")
+    observer.wait_until(lambda: any(len(m.faces) == 2 for m in observer.snapshot(faces)[n_before:]), 30,
+                        "faces from the restarted camera")
+    observer.wait_status(diags, lambda lvl, v, m: lvl == 0, 10, "OK after the camera came back")
+    assert cam2.wait(timeout=30) == 0
 
     assert_clean_exit(node, signal.SIGINT)
 
