@@ -78,8 +78,8 @@ class FrameSource:
     again).
     """
 
-    def __init__(self, source: str, *, loop: bool = False, resize: tuple[int, int] | None = None,
-                 reopen_interval: float = 1.0) -> None:
+    def __init__(self, source: str, *, loop: bool, resize: tuple[int, int] | None,
+                 reopen_interval: float) -> None:
         self.source = source
         self.kind, self.target = classify_source(source)
         self.loop = loop

@@ -153,7 +153,7 @@ class PipelineStats:
         *,
         now: float | None = None,
         state: str = "active",
-        stale_timeout: float = 2.0,
+        stale_timeout: float,
         info: Mapping[str, Any] | None = None,
     ) -> Snapshot:
         now = time.monotonic() if now is None else now

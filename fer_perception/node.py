@@ -157,7 +157,7 @@ class FerCore:
         self._pending_smoothing: SmoothingConfig | None = None
         self._reset_tracks = False
 
-        self.tracker = FaceTracker(iou_threshold=p["track_iou_threshold"], max_missed=p["track_max_missed"])
+        self.tracker = FaceTracker.from_params(p.values)
         self.smoother = TrackSmoother(self._smoothing_config())
 
         self._faces_pub = self._labels_pub = self._annotated_pub = None
@@ -171,15 +171,7 @@ class FerCore:
 
     # --- parameters ----------------------------------------------------------------------------
     def _smoothing_config(self) -> SmoothingConfig:
-        p = self.params
-        return SmoothingConfig(
-            method=p["smoothing"],
-            alpha=p["smoothing_alpha"],
-            window=p["smoothing_window"],
-            hysteresis_margin=p["hysteresis_margin"],
-            hysteresis_frames=p["hysteresis_frames"],
-            confidence_threshold=p["confidence_threshold"],
-        )
+        return SmoothingConfig.from_params(self.params.values)
 
     def _on_params_changed(self, changed: dict[str, Any]) -> None:
         smoothing_keys = {"smoothing", "smoothing_alpha", "smoothing_window", "hysteresis_margin",
@@ -364,6 +356,11 @@ class FerCore:
 
         try:
             results = list(self.pipeline.process(bgr))
+            for r in results:
+                probs = np.asarray(r.probabilities, dtype=np.float32)
+                if probs.shape != (len(EMOTION_LABELS),) or not np.all(np.isfinite(probs)):
+                    raise FerError(f"the model returned invalid probabilities {probs.tolist()} "
+                                   f"(expected {len(EMOTION_LABELS)} finite values)")
         except Exception as e:
             if self.stats.on_backend_error(e):
                 self.log.error(f"inference backend failed: {type(e).__name__}: {e}")

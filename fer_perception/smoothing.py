@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -27,15 +27,43 @@ from fer_perception.labels import EMOTION_LABELS, UNKNOWN_LABEL
 SMOOTHING_METHODS = ("ema", "window", "none")
 
 
+# SmoothingConfig field -> fer_node parameter (config/fer.yaml holds the defaults, nowhere else).
+PARAMETER_NAMES: dict[str, str] = {
+    "method": "smoothing",
+    "alpha": "smoothing_alpha",
+    "window": "smoothing_window",
+    "hysteresis_margin": "hysteresis_margin",
+    "hysteresis_frames": "hysteresis_frames",
+    "confidence_threshold": "confidence_threshold",
+}
+
+
 @dataclass(frozen=True)
 class SmoothingConfig:
-    method: str = "ema"
-    alpha: float = 0.5  # ema: weight of the newest frame (1 = no smoothing)
-    window: int = 5  # window: frames averaged
-    hysteresis_margin: float = 0.1  # a new label must beat the held one by this much ...
-    hysteresis_frames: int = 3  # ... for this many consecutive frames
-    confidence_threshold: float = 0.4  # below: label is "unknown"
+    """Every value is given explicitly: the defaults live in config/fer.yaml (see
+    :meth:`from_params` / :meth:`from_yaml_defaults`)."""
+
+    method: str  # ema | window | none
+    alpha: float  # ema: weight of the newest frame (1 = no smoothing)
+    window: int  # window: frames averaged
+    hysteresis_margin: float  # a new label must beat the held one by this much ...
+    hysteresis_frames: int  # ... for this many consecutive frames
+    confidence_threshold: float  # below: label is "unknown"
     labels: tuple[str, ...] = EMOTION_LABELS
+
+    @classmethod
+    def from_params(cls, values: Mapping[str, object], **overrides) -> "SmoothingConfig":
+        """From fer_node parameter values ({'smoothing': 'ema', 'smoothing_alpha': 0.5, ...})."""
+        kw = {field: values[param] for field, param in PARAMETER_NAMES.items()}
+        kw.update(overrides)
+        return cls(**kw)
+
+    @classmethod
+    def from_yaml_defaults(cls, **overrides) -> "SmoothingConfig":
+        """The defaults of config/fer.yaml, with ``overrides`` (field names) applied."""
+        from fer_perception.params import defaults
+
+        return cls.from_params(defaults("fer_node"), **overrides)
 
     def __post_init__(self) -> None:
         if self.method not in SMOOTHING_METHODS:
@@ -127,8 +155,8 @@ class LabelSmoother:
 class TrackSmoother:
     """One :class:`LabelSmoother` per track id."""
 
-    def __init__(self, config: SmoothingConfig | None = None) -> None:
-        self.config = config or SmoothingConfig()
+    def __init__(self, config: SmoothingConfig) -> None:
+        self.config = config
         self._per_track: dict[int, LabelSmoother] = {}
 
     def reconfigure(self, config: SmoothingConfig) -> None:

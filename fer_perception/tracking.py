@@ -101,6 +101,7 @@ class FaceTracker:
 
     iou_threshold: minimum IoU between a box and a track's predicted box to continue the track.
     max_missed: frames a track survives without a matching box (0 = dropped at the first miss).
+    (Both are fer_node parameters; their defaults live in config/fer.yaml: see from_params.)
     centre_gate: a box that overlaps no track still continues the nearest track whose predicted
         centre is within ``centre_gate`` x (track size) of the box's centre, if the sizes differ by
         less than a factor of 2. 0 disables this fallback.
@@ -110,8 +111,9 @@ class FaceTracker:
 
     def __init__(
         self,
-        iou_threshold: float = 0.3,
-        max_missed: int = 5,
+        *,
+        iou_threshold: float,
+        max_missed: int,
         centre_gate: float = 0.5,
         velocity_smoothing: float = 0.5,
     ) -> None:
@@ -121,6 +123,12 @@ class FaceTracker:
         self.velocity_smoothing = float(velocity_smoothing)
         self._tracks: list[Track] = []
         self._next_id = itertools.count(1)
+
+    @classmethod
+    def from_params(cls, values) -> "FaceTracker":
+        """From fer_node parameter values (track_iou_threshold, track_max_missed; defaults in
+        config/fer.yaml)."""
+        return cls(iou_threshold=values["track_iou_threshold"], max_missed=values["track_max_missed"])
 
     @property
     def tracks(self) -> list[Track]:

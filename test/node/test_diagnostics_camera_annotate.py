@@ -48,7 +48,7 @@ def test_rates_percentiles_and_counters():
         if i % 4:
             s.on_processed(t + 0.001, latency_s=0.001 * (i % 10 + 1), faces=2, age_s=0.005,
                            stages={"detect": 0.002})
-    v = s.snapshot(now=t0 + 15.0).values
+    v = s.snapshot(now=t0 + 15.0, stale_timeout=2.0).values
     assert float(v["input_rate_hz"]) == pytest.approx(20.0, rel=0.05)
     assert float(v["processed_rate_hz"]) == pytest.approx(15.0, rel=0.05)
     assert v["dropped_frames"] == "25" and v["frames_processed"] == "75" and v["frames_received"] == "100"
@@ -60,7 +60,7 @@ def test_every_status_key_is_documented():
     s = PipelineStats()
     s.on_bad_input("truncated_data")
     s.on_processed(s.started_at + 1, 0.01, 1, stages={"infer": 0.001})
-    keys = s.snapshot(info={"input_topic": "/x", "backend": "b", "model": "m", "detector": "d",
+    keys = s.snapshot(stale_timeout=2.0, info={"input_topic": "/x", "backend": "b", "model": "m", "detector": "d",
                             "providers": "p", "precision": "fp32"}).values
     doc = DOC.read_text()
     for key in keys:
@@ -89,18 +89,18 @@ def _write_video(path: Path, n: int, size=(64, 48)) -> None:
 def test_video_end_of_file_loop_and_resize(tmp_path):
     video = tmp_path / "v.mp4"
     _write_video(video, 3)
-    src = FrameSource(str(video), loop=False, resize=(32, 24))
+    src = FrameSource(str(video), loop=False, resize=(32, 24), reopen_interval=1.0)
     frames = [src.read() for _ in range(4)]
     assert [f is not None for f, _ in frames[:3]] == [True] * 3 and frames[0][0].shape == (24, 32, 3)
     assert frames[3] == (None, "eof")
-    looped = FrameSource(str(video), loop=True)
+    looped = FrameSource(str(video), loop=True, resize=None, reopen_interval=1.0)
     assert all(looped.read()[0] is not None for _ in range(7))
 
 
 def test_file_that_disappears_is_reopened_when_it_is_back(tmp_path):
     video = tmp_path / "v.mp4"
     _write_video(video, 2)
-    src = FrameSource(str(video), loop=True, reopen_interval=0.0)
+    src = FrameSource(str(video), loop=True, resize=None, reopen_interval=0.0)
     assert src.read()[0] is not None and src.read()[0] is not None
     hidden = tmp_path / "hidden.mp4"
     shutil.move(video, hidden)
@@ -112,18 +112,18 @@ def test_file_that_disappears_is_reopened_when_it_is_back(tmp_path):
 
 
 def test_missing_device_is_retried_and_bad_files_fail_clearly(tmp_path):
-    src = FrameSource("/dev/video_fer_test_missing", reopen_interval=0.0)
+    src = FrameSource("/dev/video_fer_test_missing", loop=False, resize=None, reopen_interval=0.0)
     assert src.read() == (None, "missing")
     assert src.read() == (None, None)
     with pytest.raises(SourceError, match="not found"):
-        FrameSource(str(tmp_path / "none.mp4"))
+        FrameSource(str(tmp_path / "none.mp4"), loop=False, resize=None, reopen_interval=1.0)
     (tmp_path / "x.png").write_bytes(b"not a png")
     with pytest.raises(SourceError, match="cannot read image"):
-        FrameSource(str(tmp_path / "x.png"))
+        FrameSource(str(tmp_path / "x.png"), loop=False, resize=None, reopen_interval=1.0)
 
 
 def test_builtin_source_is_a_real_face_image():
-    frame, event = FrameSource("").read()
+    frame, event = FrameSource("", loop=False, resize=None, reopen_interval=1.0).read()
     assert event is None and frame.shape == (512, 512, 3) and frame.dtype == np.uint8
     faces = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml").detectMultiScale(
         cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), 1.1, 5, minSize=(60, 60))

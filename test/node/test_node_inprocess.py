@@ -38,13 +38,14 @@ class FakePipeline:
         n, shift, fail = (int(v) for v in bgr[0, 0])
         if fail == 255:
             raise RuntimeError("simulated backend failure")
+        probs = np.full(7, np.nan, np.float32) if fail == 128 else HAPPY
         return [SimpleNamespace(box=(20 + 100 * k + shift, 30, 60 + 5 * k, 60 + 5 * k), detection_score=0.8,
-                                probabilities=HAPPY.copy()) for k in range(n)]
+                                probabilities=probs.copy()) for k in range(n)]
 
 
-def frame(n: int, shift: int = 0, fail: bool = False):
+def frame(n: int, shift: int = 0, fail: bool = False, nan: bool = False):
     img = np.zeros((240, 320, 3), np.uint8)
-    img[0, 0] = (n, shift, 255 if fail else 0)
+    img[0, 0] = (n, shift, 255 if fail else 128 if nan else 0)
     return img
 
 
@@ -230,6 +231,12 @@ def test_backend_failure_is_an_error_diagnostic_and_the_node_recovers(harness):
     from fer_perception.diagnostics import status_values
 
     assert status_values(st)["backend_errors"] == "1"
+    # A model that returns NaN is a backend failure too (not an internal error of the node).
+    harness.publish(frame(1, nan=True))
+    st = harness.wait_status(lambda lvl, v, m: lvl == 2, 5, "ERROR status for NaN output")
+    assert "invalid probabilities" in st.message
+    assert len(harness.faces_for(harness.publish(frame(1))).faces) == 1
+    harness.wait_status(lambda lvl, v, m: lvl == 0 and v["backend_errors"] == "2", 5, "OK again")
     assert harness.fer.exit_code is None
 
 

@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fer_perception.labels import EMOTION_LABELS, UNKNOWN_LABEL
+from fer_perception.params import defaults
 from fer_perception.smoothing import LabelSmoother, SmoothingConfig, TrackSmoother
+
+
+def cfg(**overrides) -> SmoothingConfig:
+    """config/fer.yaml's smoothing defaults with the fields a test is about overridden."""
+    return SmoothingConfig.from_yaml_defaults(**overrides)
 
 HAPPY = EMOTION_LABELS.index("happy")
 SAD = EMOTION_LABELS.index("sad")
@@ -23,7 +29,7 @@ def peaked(index: int, p: float = 0.9) -> np.ndarray:
 
 @pytest.mark.parametrize("method", ["ema", "window"])
 def test_one_frame_blip_does_not_change_label(method):
-    s = LabelSmoother(SmoothingConfig(method=method, alpha=0.5, window=5, hysteresis_margin=0.1,
+    s = LabelSmoother(cfg(method=method, alpha=0.5, window=5, hysteresis_margin=0.1,
                                       hysteresis_frames=3, confidence_threshold=0.3))
     labels = [s.update(peaked(HAPPY)).label for _ in range(5)]
     labels.append(s.update(peaked(SAD, 0.99)).label)  # one-frame blip
@@ -32,14 +38,14 @@ def test_one_frame_blip_does_not_change_label(method):
 
 
 def test_one_frame_blip_does_not_change_label_even_without_smoothing():
-    s = LabelSmoother(SmoothingConfig(method="none", hysteresis_frames=2, confidence_threshold=0.0))
+    s = LabelSmoother(cfg(method="none", hysteresis_frames=2, confidence_threshold=0.0))
     out = [s.update(p).label for p in [peaked(HAPPY), peaked(HAPPY), peaked(SAD), peaked(HAPPY)]]
     assert out == ["happy"] * 4
 
 
 def test_sustained_change_switches_after_k_frames():
     k = 3
-    s = LabelSmoother(SmoothingConfig(method="none", hysteresis_margin=0.1, hysteresis_frames=k,
+    s = LabelSmoother(cfg(method="none", hysteresis_margin=0.1, hysteresis_frames=k,
                                       confidence_threshold=0.0))
     for _ in range(3):
         assert s.update(peaked(HAPPY)).label == "happy"
@@ -48,7 +54,7 @@ def test_sustained_change_switches_after_k_frames():
 
 
 def test_margin_blocks_a_narrow_win():
-    s = LabelSmoother(SmoothingConfig(method="none", hysteresis_margin=0.2, hysteresis_frames=1,
+    s = LabelSmoother(cfg(method="none", hysteresis_margin=0.2, hysteresis_frames=1,
                                       confidence_threshold=0.0))
     s.update(peaked(HAPPY))
     v = np.zeros(7)
@@ -62,7 +68,7 @@ def test_margin_blocks_a_narrow_win():
 
 
 def test_low_confidence_reads_unknown_and_recovers():
-    s = LabelSmoother(SmoothingConfig(method="none", confidence_threshold=0.5))
+    s = LabelSmoother(cfg(method="none", confidence_threshold=0.5))
     assert s.update(peaked(HAPPY, 0.9)).label == "happy"
     r = s.update(peaked(HAPPY, 0.3))
     assert r.label == UNKNOWN_LABEL and r.confidence == pytest.approx(0.3)
@@ -71,7 +77,7 @@ def test_low_confidence_reads_unknown_and_recovers():
 
 
 def test_ema_converges_and_sums_to_one():
-    s = LabelSmoother(SmoothingConfig(method="ema", alpha=0.3, hysteresis_frames=1, hysteresis_margin=0.0))
+    s = LabelSmoother(cfg(method="ema", alpha=0.3, hysteresis_frames=1, hysteresis_margin=0.0))
     r = None
     for _ in range(40):
         r = s.update(peaked(SAD, 0.8))
@@ -81,7 +87,7 @@ def test_ema_converges_and_sums_to_one():
 
 
 def test_window_is_the_mean_of_the_last_frames():
-    s = LabelSmoother(SmoothingConfig(method="window", window=3, confidence_threshold=0.0))
+    s = LabelSmoother(cfg(method="window", window=3, confidence_threshold=0.0))
     seq = [peaked(HAPPY), peaked(SAD), peaked(NEUTRAL), peaked(SAD)]
     for p in seq:
         r = s.update(p)
@@ -89,7 +95,7 @@ def test_window_is_the_mean_of_the_last_frames():
 
 
 def test_track_smoother_keeps_state_per_track_and_forgets():
-    ts = TrackSmoother(SmoothingConfig(method="none", hysteresis_frames=5, confidence_threshold=0.0))
+    ts = TrackSmoother(cfg(method="none", hysteresis_frames=5, confidence_threshold=0.0))
     assert ts.update(1, peaked(HAPPY)).label == "happy"
     assert ts.update(2, peaked(SAD)).label == "sad"  # a new track takes its first label at once
     assert ts.update(1, peaked(SAD)).label == "happy"  # track 1 holds its label
@@ -99,7 +105,7 @@ def test_track_smoother_keeps_state_per_track_and_forgets():
 
 
 def test_reconfigure_applies_live():
-    ts = TrackSmoother(SmoothingConfig(method="none", confidence_threshold=0.5))
+    ts = TrackSmoother(cfg(method="none", confidence_threshold=0.5))
     assert ts.update(1, peaked(HAPPY, 0.45)).label == UNKNOWN_LABEL
     ts.reconfigure(ts.config.with_(confidence_threshold=0.4))
     assert ts.update(1, peaked(HAPPY, 0.45)).label == "happy"
@@ -109,11 +115,11 @@ def test_reconfigure_applies_live():
                                  dict(hysteresis_frames=0), dict(confidence_threshold=1.5)])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
-        SmoothingConfig(**bad)
+        cfg(**bad)
 
 
 def test_wrong_length_or_nan_rejected():
-    s = LabelSmoother(SmoothingConfig())
+    s = LabelSmoother(cfg())
     with pytest.raises(ValueError):
         s.update(np.ones(6) / 6)
     with pytest.raises(ValueError):
@@ -125,10 +131,18 @@ def test_wrong_length_or_nan_rejected():
                 min_size=1, max_size=20),
        st.sampled_from(["ema", "window", "none"]))
 def test_output_is_always_a_distribution_and_label_is_valid(seq, method):
-    s = LabelSmoother(SmoothingConfig(method=method, confidence_threshold=0.3))
+    s = LabelSmoother(cfg(method=method, confidence_threshold=0.3))
     for v in seq:
         v = np.asarray(v) / np.sum(v)
         r = s.update(v)
         assert float(r.probabilities.sum()) == pytest.approx(1.0, abs=1e-4)
         assert r.label in EMOTION_LABELS + (UNKNOWN_LABEL,)
         assert r.confidence == pytest.approx(float(r.probabilities[r.class_index]), abs=1e-6)
+
+
+def test_from_yaml_defaults_matches_the_parameters():
+    d = defaults("fer_node")
+    c = SmoothingConfig.from_yaml_defaults()
+    assert (c.method, c.alpha, c.window, c.hysteresis_margin, c.hysteresis_frames, c.confidence_threshold) == (
+        d["smoothing"], d["smoothing_alpha"], d["smoothing_window"], d["hysteresis_margin"],
+        d["hysteresis_frames"], d["confidence_threshold"])

@@ -43,7 +43,7 @@ def test_ids_stable_while_moving_and_through_a_missed_frame():
 
 
 def test_track_retired_after_max_missed_and_new_face_gets_new_id():
-    tr = FaceTracker(max_missed=1)
+    tr = FaceTracker(iou_threshold=0.3, max_missed=1)
     first = tr.update([(10, 10, 50, 50)]).ids[0]
     tr.update([])
     u = tr.update([])  # second miss > max_missed=1: retired
@@ -53,7 +53,7 @@ def test_track_retired_after_max_missed_and_new_face_gets_new_id():
 
 
 def test_new_faces_get_new_unique_ids():
-    tr = FaceTracker()
+    tr = FaceTracker(iou_threshold=0.3, max_missed=5)
     a = tr.update([(0, 0, 40, 40)]).ids
     b = tr.update([(0, 0, 40, 40), (200, 0, 40, 40)]).ids
     c = tr.update([(0, 0, 40, 40), (200, 0, 40, 40), (100, 150, 40, 40)]).ids
@@ -86,7 +86,7 @@ def test_swap_without_motion_history_is_not_invented():
 
 
 def test_fast_motion_continues_via_centre_gate():
-    tr = FaceTracker(iou_threshold=0.3, centre_gate=0.6)
+    tr = FaceTracker(iou_threshold=0.3, max_missed=5, centre_gate=0.6)
     a = tr.update([(100, 100, 50, 50)]).ids
     b = tr.update([(125, 100, 50, 50)]).ids  # IoU 1/3 -> matched; velocity learnt
     c = tr.update([(175, 100, 50, 50)]).ids  # jump of 50 px: IoU with prediction still fine
@@ -97,7 +97,7 @@ def test_fast_motion_continues_via_centre_gate():
 @given(st.lists(st.lists(st.tuples(*[st.integers(0, 300)] * 2, *[st.integers(10, 80)] * 2), max_size=4),
                 min_size=1, max_size=12))
 def test_ids_unique_within_each_frame_and_never_reused(frames):
-    tr = FaceTracker(max_missed=1)
+    tr = FaceTracker(iou_threshold=0.3, max_missed=1)
     retired: set[int] = set()
     for boxes in frames:
         u = tr.update(boxes)
@@ -122,3 +122,11 @@ def test_iou_matrix_empty_shapes():
     assert iou_matrix([], [(0, 0, 1, 1)]).shape == (0, 1)
     assert iou_matrix([(0, 0, 1, 1)], []).shape == (1, 0)
     assert np.all(iou_matrix([(0, 0, 0, 0)], [(0, 0, 0, 0)]) == 0)
+
+
+def test_from_params_reads_the_yaml_defaults():
+    from fer_perception.params import defaults
+
+    d = defaults("fer_node")
+    tr = FaceTracker.from_params(d)
+    assert (tr.iou_threshold, tr.max_missed) == (d["track_iou_threshold"], d["track_max_missed"])
