@@ -65,29 +65,44 @@ class _Crash(Exception):
     pass
 
 
-def test_resume_after_a_crash_continues_exactly(straight_run, tiny_npz, tmp_path):
+def test_resume_after_a_crash_continues_exactly(straight_run, tiny_npz, tmp_path, monkeypatch):
+    """Crash at the worst moment: epoch 2's checkpoint and CSV row are written, its state.json is
+    not (the commit point). Resume must redo epoch 2 and end identical to an uninterrupted run."""
+    import fer_training.train as T
+
     straight, _ = straight_run
     crashed = _learnable_cfg(tiny_npz, tmp_path / "crashed", tta_eval=False)
+    real = T._atomic_json
 
-    def crash(epoch, logs):
-        if epoch == 1:
+    def crash_before_commit(path, obj):
+        if path.name == "state.json" and obj["next_epoch"] == 2:
             raise _Crash()
+        real(path, obj)
 
+    monkeypatch.setattr(T, "_atomic_json", crash_before_commit)
     with pytest.raises(_Crash):
-        train(crashed, verbose=0, on_epoch_end=crash)
-    assert json.loads((Path(crashed.run_dir) / "state.json").read_text())["next_epoch"] == 2
+        train(crashed, verbose=0)
+    monkeypatch.setattr(T, "_atomic_json", real)
+    run = Path(crashed.run_dir)
+    assert json.loads((run / "state.json").read_text())["next_epoch"] == 1
+    assert [r["epoch"] for r in _log(run)] == ["0", "1"]  # the uncommitted row is there ...
     with pytest.raises(SystemExit, match="already holds a run"):
         train(crashed, verbose=0)
     train(crashed, verbose=0, resume=True)
 
-    a, b = _log(straight.run_dir), _log(crashed.run_dir)
-    assert [r["epoch"] for r in b] == ["0", "1", "2", "3"]
+    a, b = _log(straight.run_dir), _log(run)
+    assert [r["epoch"] for r in b] == ["0", "1", "2", "3"]  # ... and replaced, not duplicated
     for ra, rb in zip(a, b):
         for key in ("lr", "loss", "val_loss", "val_accuracy"):
             assert float(ra[key]) == pytest.approx(float(rb[key]), rel=1e-5, abs=1e-6), (key, ra, rb)
     wa = load_keras_model(Path(straight.run_dir) / "checkpoints" / "last.keras").get_weights()
-    wb = load_keras_model(Path(crashed.run_dir) / "checkpoints" / "last.keras").get_weights()
+    wb = load_keras_model(run / "checkpoints" / "last.keras").get_weights()
     assert max(float(np.abs(x - y).max()) for x, y in zip(wa, wb)) < 1e-5
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.keras", "epoch_0004.keras",
+                                                                        "last.keras"]
+    sa = json.loads((Path(straight.run_dir) / "state.json").read_text())
+    sb = json.loads((run / "state.json").read_text())
+    assert sa["best_epoch"] == sb["best_epoch"]
 
 
 def test_resume_without_a_checkpoint_is_refused(tmp_path):

@@ -151,6 +151,27 @@ def _save_keras(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _promote_pending_best(ckpt_dir: Path, state: dict) -> None:
+    """best_pending_<epoch>.keras becomes best.keras once state.json has committed that epoch as
+    the best; pending files of epochs that were never committed are removed."""
+    for pending in ckpt_dir.glob("best_pending_*.keras"):
+        tail = pending.stem.rsplit("_", 1)[1]
+        if tail.isdigit() and int(tail) == state["best_epoch"] + 1 and int(tail) <= state["next_epoch"]:
+            os.replace(pending, ckpt_dir / "best.keras")
+        else:
+            pending.unlink()
+
+
+def _link_last(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(dst.stem + ".link.keras")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:  # file systems without hard links
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
 def load_keras_model(path, compile: bool = False):
     """Load a .keras file written by fer_training (registers the custom serving layers)."""
     import keras
@@ -341,6 +362,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)
     chief = _is_chief()
+    worker_dir = run_dir / f".worker_{os.getpid()}"
+    if not chief:
+        worker_dir.mkdir(exist_ok=True)
     state_path = run_dir / STATE_FILE
     log = print if chief else (lambda *a, **k: None)
 
@@ -387,14 +411,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
             # Rebuild from the config and load weights + optimizer variables: load_model() would
             # lose optimizer settings that are not in its config (the weight-decay exclusions).
             model.optimizer.build(model.trainable_variables)
-            model.load_weights(ckpt_dir / "last.keras")
+            ckpt = ckpt_dir / f"epoch_{state['next_epoch']:04d}.keras"
+            model.load_weights(ckpt if ckpt.exists() else ckpt_dir / "last.keras")
     if state is None:
         state = dict(next_epoch=0, best_epoch=-1, best_metric=-math.inf, best_val_loss=math.inf,
                      plateau_wait=0, plateau_best=math.inf, stop_wait=0, stop_best=math.inf,
                      lr=cfg.lr, stopped_early=False, train_seconds=0.0, seed=cfg.seed,
                      num_classes=num_classes, label_names=list(ds.label_names))
-    elif cfg.schedule == "plateau":
-        _set_lr(model.optimizer, state["lr"])
+    else:
+        _promote_pending_best(ckpt_dir, state)
+        if cfg.schedule == "plateau":
+            _set_lr(model.optimizer, state["lr"])
 
     # CSV: keep rows of finished epochs only (a crash can leave a row newer than the checkpoint).
     log_path = run_dir / LOG_FILE
@@ -437,8 +464,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
         improved = metric > state["best_metric"] + 1e-12
         if improved:
             state.update(best_epoch=epoch, best_metric=metric, best_val_loss=logs.get("val_loss"))
-            if chief:
-                _save_keras(model, ckpt_dir / "best.keras")
+            _save_keras(model, ckpt_dir / f"best_pending_{epoch + 1:04d}.keras" if chief
+                        else worker_dir / "best.keras")
         # ReduceLROnPlateau (paper) and early stopping, both on val_loss.
         vl = logs.get("val_loss", math.inf)
         if cfg.schedule == "plateau":
@@ -461,9 +488,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
                     state["stopped_early"] = True
                     log(f"  early stopping: val_loss did not improve for {cfg.early_stopping_patience} epochs")
         state["next_epoch"] = epoch + 1
+        # Commit protocol (a kill at any point resumes exactly): 1. the new checkpoint goes to its
+        # own file epoch_<next>.keras, 2. the CSV row, 3. state.json (the commit point), 4. last.keras
+        # becomes a hard link to the new checkpoint and the previous epoch file is removed. Resume
+        # loads epoch_<next_epoch>.keras, which exists whichever step was interrupted.
+        # Under MultiWorkerMirroredStrategy every worker takes part in saving; non-chief workers
+        # write to a scratch directory that is dropped.
+        ckpt = ckpt_dir / f"epoch_{epoch + 1:04d}.keras"
+        _save_keras(model, ckpt if chief else worker_dir / "last.keras")
         if chief:
-            _save_keras(model, ckpt_dir / "last.keras")
-            _atomic_json(state_path, state)
             with open(log_path, "a", newline="") as fh:
                 csv.DictWriter(fh, fieldnames=fields).writerow(dict(
                     epoch=epoch, lr=f"{lr_used:.6g}", loss=f"{logs.get('loss', float('nan')):.6f}",
@@ -471,6 +504,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
                     val_loss=f"{logs.get('val_loss', float('nan')):.6f}",
                     val_accuracy=f"{logs.get('val_accuracy', float('nan')):.6f}",
                     seconds=f"{secs:.1f}", images_per_s=f"{len(tr) / secs:.1f}"))
+            _atomic_json(state_path, state)
+            _promote_pending_best(ckpt_dir, state)
+            _link_last(ckpt, ckpt_dir / "last.keras")
+            for old in ckpt_dir.glob("epoch_*.keras"):
+                if old != ckpt:
+                    old.unlink(missing_ok=True)
         if tb is not None:
             tb.write(epoch, {**logs, "learning_rate": lr_used, "images_per_s": len(tr) / secs})
         best = f"(best {state['best_metric']:.4f} @ {state['best_epoch'] + 1})"
@@ -478,7 +517,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
         if on_epoch_end is not None:
             on_epoch_end(epoch, logs)
 
-    return finish(cfg, run_dir, state, ds, x_va, y_va, log) if chief else {}
+    if not chief:
+        shutil.rmtree(worker_dir, ignore_errors=True)
+        return {}
+    return finish(cfg, run_dir, state, ds, x_va, y_va, log)
 
 
 def finish(cfg, run_dir: Path, state: dict, ds, x_va, y_va, log=print) -> dict:
