@@ -29,6 +29,7 @@ tiles plus the whole frame run as ONE batch (cost grows ~linearly with the numbe
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -85,13 +86,14 @@ def decode(regressors: np.ndarray, classificators: np.ndarray, score_threshold: 
            anchors: np.ndarray = ANCHORS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image's raw outputs -> (boxes [M,4] xmin,ymin,xmax,ymax, scores [M], keypoints [M,6,2]),
     all in the 128 x 128 input's normalised 0..1 coordinates, only for scores >= threshold."""
-    raw = np.clip(classificators.reshape(-1), -SCORE_CLIP, SCORE_CLIP)
-    # sigmoid(raw) >= t  <=>  raw >= logit(t): threshold before the exp over all 896 anchors.
+    raw = classificators.reshape(-1)
+    # sigmoid(clip(raw)) >= t  <=>  raw >= logit(t) (|logit(t)| < 100): threshold the raw scores,
+    # then clip and exponentiate only the few kept ones.
     t = min(max(score_threshold, 1e-7), 1 - 1e-7)
-    keep = np.flatnonzero(raw >= np.log(t / (1 - t)))
+    keep = np.flatnonzero(raw >= math.log(t / (1 - t)))
     if keep.size == 0:
         return np.empty((0, 4), np.float32), np.empty(0, np.float32), np.empty((0, NUM_KEYPOINTS, 2), np.float32)
-    scores = 1.0 / (1.0 + np.exp(-raw[keep]))
+    scores = 1.0 / (1.0 + np.exp(-np.clip(raw[keep], -SCORE_CLIP, SCORE_CLIP)))
     reg = regressors.reshape(NUM_ANCHORS, 16)[keep] / COORD_SCALE
     centre = anchors[keep]
     cx = reg[:, 0] + centre[:, 0]
@@ -247,7 +249,9 @@ class BlazeFaceDetector:
         for i, v in enumerate(self._views):
             src = bgr if i == 0 else bgr[v.y0 : v.y0 + v.h, v.x0 : v.x0 + v.w]
             small = cv2.resize(src, (v.new_w, v.new_h), interpolation=self.interpolation)
-            rgb = small[:, :, ::-1]  # BGR -> RGB as a view; the multiply below does the one copy
+            # cv2's SIMD channel swap, then one multiply into the letterbox buffer (a reversed-
+            # channel NumPy view instead costs ~10x more: 0.2 ms vs 17 us at 128 x 96).
+            rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
             region = self._buffer[i, v.pad_y : v.pad_y + v.new_h, v.pad_x : v.pad_x + v.new_w]
             np.multiply(rgb, np.float32(2.0 / 255.0), out=region, casting="unsafe")
             region -= np.float32(1.0)

@@ -91,7 +91,7 @@ class HaarDetector:
     name = "haar"
 
     def __init__(self, *, cascade: str | None = None, scale_factor: float = 1.1, min_neighbors: int = 5,
-                 min_size: int = 24, max_side: int | None = 640):
+                 min_size: int = 30, max_side: int | None = 640):
         path = cascade or (cv2.data.haarcascades + HAAR_CASCADE)
         self._cascade = cv2.CascadeClassifier(path)
         if self._cascade.empty():

@@ -26,7 +26,7 @@ from fer_perception.inference import (
     create_backend,
 )
 from fer_perception.labels import EMOTION_LABELS
-from fer_perception.preprocessing import align_face
+from fer_perception.preprocessing import align_face, box_eye_ratios_for
 
 __all__ = ["DEFAULT_MODEL_PATH", "FacePipeline", "FaceResult", "StageTimings"]
 
@@ -103,6 +103,7 @@ class FacePipeline:
         if self.min_face_size < 0:
             raise ValueError(f"min_face_size must be >= 0, got {self.min_face_size}")
         self._batch = np.empty((self.max_faces,) + FACE_INPUT_SHAPE, np.float32)
+        self._box_eye_ratios = box_eye_ratios_for(self.detector)
 
     @classmethod
     def from_options(
@@ -149,7 +150,7 @@ class FacePipeline:
         height, width = bgr.shape[:2]
         crops = []
         for i, det in enumerate(faces):
-            crop = align_face(bgr, det.box, det.keypoints)
+            crop = align_face(bgr, det.box, det.keypoints, box_eye_ratios=self._box_eye_ratios)
             self._batch[i, :, :, 0] = crop
             crops.append(crop)
         t2 = time.perf_counter()

@@ -32,17 +32,17 @@ FACE_SIZE = 48
 
 # Template eye centres in the 48 x 48 output (continuous coordinates), subject's right eye on the
 # image left. From tools/derive_face_template.py on 1000 FER2013 training images (seed 0):
-# BlazeFace found 988; median right eye (15.18, 19.02), left eye (32.89, 18.80), IQR ~3 px;
-# made symmetric: eye height 18.91, inter-ocular distance 17.71, centred on x = 24.
-TEMPLATE_RIGHT_EYE = (15.146, 18.911)
-TEMPLATE_LEFT_EYE = (32.854, 18.911)
+# BlazeFace found 986; median right eye (15.150, 19.007), left eye (32.867, 18.783), IQR ~3 px;
+# made symmetric: eye height 18.895, inter-ocular distance 17.717, centred on x = 24.
+TEMPLATE_RIGHT_EYE = (15.141, 18.895)
+TEMPLATE_LEFT_EYE = (32.859, 18.895)
 
 # Eye centres relative to a detector box (x, y, w, h) when no keypoints are available:
 # right eye at (x + rx * w, y + ey * h), left eye at (x + (1 - rx) * w, y + ey * h).
 # Measured with tools/derive_face_template.py on the same FER2013 sample: BlazeFace's eyes relative
-# to the Haar cascade's box (810 faces both found) and to BlazeFace's own box (988 faces).
-HAAR_BOX_EYE_RATIOS = (0.3145, 0.3976)
-BLAZEFACE_BOX_EYE_RATIOS = (0.2825, 0.2741)
+# to the Haar cascade's box (808 faces both found) and to BlazeFace's own box (986 faces).
+HAAR_BOX_EYE_RATIOS = (0.3147, 0.3979)
+BLAZEFACE_BOX_EYE_RATIOS = (0.283, 0.2755)
 
 # Below this output/input scale the source region is pre-shrunk with INTER_AREA (anti-aliasing).
 ANTIALIAS_BELOW_SCALE = 0.5
@@ -205,4 +205,9 @@ def preprocess_photo(bgr: np.ndarray, detector=None) -> np.ndarray | None:
     if not faces:
         return None
     face = max(faces, key=lambda d: d.area)
-    return align_face(image, face.box, face.keypoints)
+    return align_face(image, face.box, face.keypoints, box_eye_ratios=box_eye_ratios_for(det))
+
+
+def box_eye_ratios_for(detector) -> tuple[float, float]:
+    """The box-to-eyes ratios matching a detector's boxes (used when its keypoints are missing)."""
+    return BLAZEFACE_BOX_EYE_RATIOS if getattr(detector, "name", "") == "blazeface" else HAAR_BOX_EYE_RATIOS

@@ -6,8 +6,8 @@ Procedure (recorded with its output in docs/preprocessing.md):
 1. Draw ``--samples`` (1000) FER2013 *training* images with a fixed seed (0).
 2. Upscale each 48x48 image x4 to 192x192 (cv2.INTER_CUBIC, half-pixel centres, so a point's
    continuous coordinates scale exactly by 4) and pad it with 48 black pixels on every side (the
-   crops are so tight that BlazeFace misses more faces that fill the whole frame: 942/1000 found
-   without padding, ~988 with it).
+   crops are so tight that BlazeFace misses more faces that fill the whole frame: 941/1000 found
+   without padding, 986 with it).
 3. Run BlazeFace (the runtime detector); keep the top detection; map its eye keypoints back into
    the 48x48 image's continuous pixel coordinates ((p - 48) / 4).
 4. Template = per-coordinate median over the found faces, made symmetric about the vertical centre

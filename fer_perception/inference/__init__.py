@@ -198,11 +198,11 @@ def resolve_backend_name(name: str) -> str:
 
 def create_runner(name: str, model_path, *, precision: str = "fp32", threads: int | None = None,
                   max_batch: int = 32, opt_batch: int | None = None, calibration=None,
-                  cache_dir=None, providers=None) -> Runner:
+                  cache_dir=None, providers=None, spinning: bool = False) -> Runner:
     """A generic runner for any single-input model (used by the detector too)."""
     if name == "onnxruntime":
         return OrtRunner(model_path, threads=threads, precision=precision, providers=providers,
-                         cache_dir=cache_dir)
+                         cache_dir=cache_dir, spinning=spinning)
     if name == "tensorrt":
         from fer_perception.inference.tensorrt_runtime import TensorRTRunner
 
@@ -223,6 +223,7 @@ def create_backend(
     calibration=None,
     cache_dir: str | os.PathLike | None = None,
     providers: list[str] | None = None,
+    spinning: bool = False,
 ) -> InferenceBackend:
     """Load the emotion model on backend ``name`` (see the module doc).
 
@@ -231,6 +232,9 @@ def create_backend(
     asked for explicitly, a precision a backend cannot run raises BackendUnavailableError.
     ``max_batch``: TensorRT profile maximum (larger batches are split). ``calibration``: int8
     representative faces for TensorRT (array N x 48 x 48 [x 1] or an .npz path).
+    ``providers`` / ``spinning``: ONNX Runtime only - execution providers to use (default: TensorRT,
+    CUDA when present, then CPU) and whether idle intra-op threads busy-wait (default off, see
+    :class:`~fer_perception.inference.runtimes.OrtRunner`).
     """
     check_precision(precision)
     concrete = resolve_backend_name(name)
@@ -250,6 +254,7 @@ def create_backend(
             log.warning("backend auto: no TensorRT here, running onnxruntime fp32 instead of %s", precision)
             run_precision = "fp32"
     runner = create_runner(concrete, path, precision=run_precision, threads=threads, max_batch=max_batch,
-                           calibration=calibration, cache_dir=cache_dir, providers=providers)
+                           calibration=calibration, cache_dir=cache_dir, providers=providers,
+                           spinning=spinning)
     return InferenceBackend(runner, requested=f"{name}/{precision}", precision=run_precision,
                             model_path=runner.path)
