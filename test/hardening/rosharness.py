@@ -306,3 +306,48 @@ def fit_640x480(bgr):
     y0, x0 = (480 - nh) // 2, (640 - nw) // 2
     out[y0:y0 + nh, x0:x0 + nw] = small
     return out
+
+
+# --- documents -----------------------------------------------------------------------------------------
+
+
+def update_doc_block(path: Path, name: str, text: str) -> None:
+    """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``."""
+    import re
+
+    path = Path(path)
+    doc = path.read_text()
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(doc):
+        raise RuntimeError(f"{path} has no {begin} ... {end} block")
+    doc = pattern.sub(lambda _: f"{begin}\n{text.strip()}\n{end}", doc)
+    path.write_text(doc)
+
+
+def doc_results(path: Path) -> dict[str, dict]:
+    """The ``<!-- results name {json} -->`` lines of ``path``: name -> dict."""
+    import json
+    import re
+
+    out = {}
+    for m in re.finditer(r"<!-- results (\w+) (\{.*?\}) -->", Path(path).read_text()):
+        out[m.group(1)] = json.loads(m.group(2))
+    return out
+
+
+def machine_load() -> str:
+    """One line on what else ran: load average and the busiest other processes."""
+    import psutil
+
+    la = os.getloadavg()
+    busy = []
+    for p in psutil.process_iter(["pid", "name", "cmdline", "cpu_percent"]):
+        try:
+            cmd = " ".join(p.info["cmdline"] or [])[:60]
+        except Exception:
+            continue
+        if any(k in cmd for k in ("fer-train", "fer-export", "fer-evaluate")):
+            busy.append(cmd.split("/")[-1][:40])
+    extra = f"; running alongside: {', '.join(sorted(set(busy)))}" if busy else ""
+    return f"load average {la[0]:.1f}/{la[1]:.1f}/{la[2]:.1f} on {os.cpu_count()} CPUs{extra}"

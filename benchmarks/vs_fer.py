@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""Head-to-head: this project's pipeline vs the ``fer`` PyPI library on the same 640x480 frames.
+
+    bash benchmarks/setup_fer_venv.sh                                   # once: benchmarks/.venv-fer
+    nice -n 19 .venv/bin/python benchmarks/vs_fer.py --update-doc
+
+Frames (all 640 x 480 BGR): the shared clip (../shared/media/hamilton_clip.mp4, 640x360, padded to
+640x480), and synthetic frames with 1 and with 3 faces (face crops of obama.jpg and two_people.jpg
+pasted at seeded random positions and sizes onto smooth noise).
+
+Measured in ONE run, one after the other, on the same frames:
+
+(a) ``FacePipeline.process`` in-process (BlazeFace + align + ARCH-1 on ONNX Runtime);
+(b) fer_node over DDS: bgr8 sensor_msgs/Image published, FaceEmotionArray received (closed loop,
+    one frame in flight; conversion, tracking, smoothing and both DDS hops included);
+(c) ``fer.FER().detect_emotions`` (fer 25.10.3: Haar cascade + its mini-Xception TFLite model), in a
+    subprocess of benchmarks/.venv-fer's python; the frames go there in a temporary .npz.
+
+Each side gets the frames once for warm-up (not timed), then --repeats timed passes; the figure per
+side is the median per-frame wall time. Agreement: per frame, faces of (a) and (c) are matched
+greedily by IoU >= 0.5, and the top labels of matched pairs compared (both use the FER2013 classes).
+``--update-doc`` writes the section "Head-to-head against the fer library" of docs/BENCHMARKS.md.
+
+``--fer-worker IN.npz OUT.json`` is the subprocess mode (imports only numpy, OpenCV and fer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+FER_PYTHON = HERE / ".venv-fer" / "bin" / "python"
+DOC = REPO / "docs" / "BENCHMARKS.md"
+SECTION_TITLE = "## Head-to-head against the fer library"
+
+
+# --- the fer side (runs in benchmarks/.venv-fer) ---------------------------------------------------
+
+
+def fer_worker(npz_path: str, out_path: str, repeats: int) -> int:
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    logging.disable(logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import cv2  # noqa: F401
+    import fer as fer_pkg
+    from fer.fer import FER
+
+    frames = np.load(npz_path)["frames"]
+    t = time.perf_counter()
+    detector = FER()  # Haar cascade + TFLite mini-Xception: the library's defaults
+    init_s = time.perf_counter() - t
+    results = [detector.detect_emotions(f) for f in frames]  # warm-up pass, also the answers
+    times = np.zeros((repeats, len(frames)))
+    for r in range(repeats):
+        for i, f in enumerate(frames):
+            t = time.perf_counter()
+            detector.detect_emotions(f)
+            times[r, i] = time.perf_counter() - t
+    faces = [[dict(box=[int(v) for v in d["box"]], emotions={k: float(p) for k, p in d["emotions"].items()})
+              for d in res] for res in results]
+    Path(out_path).write_text(json.dumps(dict(
+        version=getattr(fer_pkg, "__version__", "25.10.3"), init_s=init_s,
+        per_frame_s=np.median(times, axis=0).tolist(), faces=faces)))
+    return 0
+
+
+# --- frames ----------------------------------------------------------------------------------------------
+
+
+def clip_frames(limit: int) -> list[np.ndarray]:
+    import cv2
+
+    import rosharness as rh
+
+    cap = cv2.VideoCapture(str(rh.MEDIA / "hamilton_clip.mp4"))
+    out = []
+    while len(out) < limit:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        out.append(rh.fit_640x480(frame))
+    cap.release()
+    return out
+
+
+def face_patches(detector) -> list[np.ndarray]:
+    """Face crops (with hair and chin margin) of the shared photos: 1 from obama.jpg, 2 from two_people.jpg."""
+    import rosharness as rh
+
+    patches = []
+    for name, want in (("obama.jpg", 1), ("two_people.jpg", 2)):
+        img = rh.face_image(name)
+        dets = sorted(detector.detect(img), key=lambda d: -d.area)[:want]
+        for d in dets:
+            x, y, w, h = d.box
+            m = 0.45
+            x0, y0 = int(max(0, x - m * w)), int(max(0, y - m * h))
+            x1, y1 = int(min(img.shape[1], x + w * (1 + m))), int(min(img.shape[0], y + h * (1 + m)))
+            patches.append(np.ascontiguousarray(img[y0:y1, x0:x1]))
+    return patches
+
+
+def synthetic_frames(patches: list[np.ndarray], n_faces: int, count: int, seed: int) -> list[np.ndarray]:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        noise = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+        frame = cv2.resize(cv2.GaussianBlur(noise, (5, 5), 0), (640, 480), interpolation=cv2.INTER_CUBIC)
+        if n_faces == 1:
+            slots = [(0, 640)]
+            chosen = [patches[int(rng.integers(0, len(patches)))]]
+        else:
+            slots = [(0, 213), (213, 426), (426, 640)]
+            chosen = [patches[i % len(patches)] for i in rng.permutation(len(patches))[:3]]
+        for (lo, hi), patch in zip(slots, chosen):
+            side = int(rng.integers(150, 260)) if n_faces == 1 else int(rng.integers(120, 190))
+            scale = side / max(patch.shape[:2])
+            p = cv2.resize(patch, (max(1, int(patch.shape[1] * scale)), max(1, int(patch.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
+            ph, pw = p.shape[:2]
+            x = int(rng.integers(lo, max(lo + 1, hi - pw)))
+            y = int(rng.integers(0, max(1, 480 - ph)))
+            pw, ph = min(pw, 640 - x), min(ph, 480 - y)
+            frame[y:y + ph, x:x + pw] = p[:ph, :pw]
+        out.append(frame)
+    return out
+
+
+# --- our sides -------------------------------------------------------------------------------------------
+
+
+def run_pipeline(pipeline, frames, repeats: int):
+    answers = [pipeline.process(f) for f in frames]  # warm-up pass, also the answers
+    times = np.zeros((repeats, len(frames)))
+    for r in range(repeats):
+        for i, f in enumerate(frames):
+            t = time.perf_counter()
+            pipeline.process(f)
+            times[r, i] = time.perf_counter() - t
+    return np.median(times, axis=0), answers
+
+
+def run_node(model: Path, frames, repeats: int, log_dir: Path, threads: int):
+    import signal
+    import threading
+
+    from diagnostic_msgs.msg import DiagnosticArray
+    from fer_msgs.msg import FaceEmotionArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    import rosharness as rh
+    from fer_perception.image_conversion import numpy_to_image
+
+    env = rh.isolated_env(log_dir / "ros")
+    client = rh.RosClient(env, name="vs_fer_client")
+    diags = client.collect(DiagnosticArray, "/diagnostics")
+    answered = threading.Event()
+    expect = {"id": None, "t": 0.0, "n": 0}
+
+    def on_faces(msg):
+        if msg.header.frame_id == expect["id"]:
+            expect["t"], expect["n"] = time.monotonic(), len(msg.faces)
+            answered.set()
+
+    client.node.create_subscription(FaceEmotionArray, "/fer_node/faces", on_faces,
+                                    QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    pub = client.publisher(Image, "/bench/image", reliable=True, depth=10)
+    node = rh.NodeProcess.start(env, log_dir, params=rh.node_params(model, qos_reliability="reliable", qos_depth=10,
+                                                                     diagnostics_period=1.0, stale_timeout=60.0,
+                                                                     threads=threads),
+                                remaps={"image": "/bench/image"})
+    msgs = [numpy_to_image(f, "bgr8") for f in frames]
+    times = np.full((repeats + 1, len(frames)), np.nan)
+    try:
+        rh.wait_for_subscribers(pub, 1, 120)
+        seq = 0
+        for r in range(repeats + 1):  # pass 0 is the warm-up
+            for i, m in enumerate(msgs):
+                seq += 1
+                m.header.frame_id = expect["id"] = str(seq)
+                answered.clear()
+                t = time.monotonic()
+                pub.publish(m)
+                if answered.wait(5.0):
+                    times[r, i] = expect["t"] - t
+        t_end = time.monotonic()
+        try:  # a status published after the last frame
+            status = rh.wait_until(lambda: rh.status_of(client.snapshot(diags), after=t_end + 0.1), 5.0, "final status")
+        except AssertionError:
+            status = rh.status_of(client.snapshot(diags))
+        internal = rh.values(status[1]) if status else {}
+    finally:
+        node.stop(signal.SIGINT, timeout=20)
+        client.close()
+    lost = int(np.isnan(times[1:]).sum())
+    return np.nanmedian(times[1:], axis=0), internal, lost
+
+
+# --- comparison --------------------------------------------------------------------------------------------
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union else 0.0
+
+
+def agreement(ours, theirs, labels) -> dict:
+    """Greedy IoU >= 0.5 matching per frame; counts of matched faces and equal top labels."""
+    matched = same = ours_n = theirs_n = 0
+    for mine, fer_faces in zip(ours, theirs):
+        ours_n += len(mine)
+        theirs_n += len(fer_faces)
+        pairs = sorted(((iou(m.box, f["box"]), i, j) for i, m in enumerate(mine) for j, f in enumerate(fer_faces)),
+                       reverse=True)
+        used_i, used_j = set(), set()
+        for v, i, j in pairs:
+            if v < 0.5 or i in used_i or j in used_j:
+                continue
+            used_i.add(i)
+            used_j.add(j)
+            matched += 1
+            our_label = labels[int(np.argmax(mine[i].probabilities))]
+            fer_label = max(fer_faces[j]["emotions"].items(), key=lambda kv: kv[1])[0]
+            same += int(our_label == fer_label)
+    return dict(ours_faces=ours_n, fer_faces=theirs_n, matched=matched, same_label=same,
+                agreement=same / matched if matched else float("nan"))
+
+
+def markdown(res: dict) -> str:
+    rows = res["sets"]
+    allrow = res["all"]
+    lines = [
+        SECTION_TITLE,
+        "",
+        "| figure | this project, in-process | this project, fer_node over DDS | fer 25.10.3 `detect_emotions` |",
+        "|---|---|---|---|",
+        f"| median time per 640x480 frame, all {allrow['frames']} frames | **{allrow['pipeline_ms']:.1f} ms** | "
+        f"**{allrow['node_ms']:.1f} ms** | **{allrow['fer_ms']:.1f} ms** |",
+        f"| speed-up vs fer (fer time / our time; goal ≥ 10x) | **{allrow['fer_ms'] / allrow['pipeline_ms']:.1f}x** | "
+        f"**{allrow['fer_ms'] / allrow['node_ms']:.1f}x** | 1x |",
+        f"| top-label agreement with fer on faces both found (IoU ≥ 0.5) | {res['agreement']['same_label']}/{res['agreement']['matched']} "
+        f"= {res['agreement']['agreement'] * 100:.0f} % | | |",
+        "",
+        "Regenerate (one command; needs `bash benchmarks/setup_fer_venv.sh` once):",
+        "",
+        "```bash",
+        res["command"],
+        "```",
+        "",
+        f"Measured {res['date']} on {res['machine']}. Emotion model: {res['model']}. "
+        f"{res['repeats']} timed passes after one warm-up pass; per frame the median over the passes, then the "
+        "median over the frames. All three sides ran one after the other in the same invocation, on the same frames.",
+        "",
+        "| frame set | frames | in-process | fer_node over DDS | fer | fer / in-process | fer / node | faces found: ours / fer / matched | same top label |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows + [allrow]:
+        a = r["agreement"]
+        lines.append(
+            f"| {r['name']} | {r['frames']} | {r['pipeline_ms']:.1f} ms | {r['node_ms']:.1f} ms | {r['fer_ms']:.1f} ms "
+            f"| {r['fer_ms'] / r['pipeline_ms']:.1f}x | {r['fer_ms'] / r['node_ms']:.1f}x "
+            f"| {a['ours_faces']} / {a['fer_faces']} / {a['matched']} "
+            f"| {a['same_label']}/{a['matched']}" + (f" ({a['agreement'] * 100:.0f} %)" if a['matched'] else "") + " |")
+    lines += [
+        "",
+        "What each side includes: *in-process* = `FacePipeline.process(bgr)` (BlazeFace detection, alignment, one "
+        f"batched ARCH-1 inference on ONNX Runtime, CPU, {res.get('threads', 'default')} intra-op thread(s), as the node); *fer_node over DDS* = publish a bgr8 `sensor_msgs/Image` "
+        "→ node converts, runs the same pipeline, tracks, smooths, publishes `FaceEmotionArray` → received by the "
+        f"benchmark (closed loop, one frame in flight; node-internal median {res['node_internal_p50_ms']} ms from its "
+        f"/diagnostics; {res['node_lost']} frames unanswered); *fer* = `FER().detect_emotions(bgr)` with the library's "
+        "defaults (OpenCV Haar cascade, min face 50 px, its quantised mini-Xception TFLite model), model load excluded "
+        f"({res['fer_init_s']:.1f} s).",
+        "",
+        "Caveats: timings on 2 shared CPU cores are noisy"
+        + (", and a TensorFlow training job was running at the same time (see the load figure above)" if res.get("training_running") else "")
+        + "; the ratios are the meaningful figures, since all sides were measured in the same run. "
+        "Label agreement is agreement between two different models, not accuracy"
+        + ("" if res["trained_model"] else "; **this run used a random-weight model** (no trained model was shipped yet), so its agreement figure means nothing")
+        + ".",
+        "",
+        f"<!-- results vs_fer {json.dumps(dict(pipeline_ms=allrow['pipeline_ms'], node_ms=allrow['node_ms'], fer_ms=allrow['fer_ms'], agreement=res['agreement']['agreement'], date=res['date']))} -->",
+    ]
+    return "\n".join(lines)
+
+
+def update_doc(text: str) -> None:
+    begin, end = "<!-- BEGIN vs_fer: written by benchmarks/vs_fer.py, edit there -->", "<!-- END vs_fer -->"
+    block = f"{begin}\n{text.strip()}\n{end}"
+    if not DOC.exists():
+        DOC.write_text(f"# Benchmarks\n\n{block}\n")
+        return
+    doc = DOC.read_text()
+    if begin in doc and end in doc:
+        head, rest = doc.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        DOC.write_text(head + block + tail)
+    else:
+        DOC.write_text(doc.rstrip("\n") + "\n\n" + block + "\n")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--fer-worker", nargs=2, metavar=("IN_NPZ", "OUT_JSON"), help=argparse.SUPPRESS)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--clip-frames", type=int, default=120, help="frames of the clip (it has 275)")
+    p.add_argument("--synthetic", type=int, default=40, help="synthetic frames with 1 face, and as many with 3")
+    p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--model", type=Path)
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads of detector + model, in-process and in the node (fer_node's default: 1)")
+    p.add_argument("--skip-node", action="store_true")
+    p.add_argument("--json", type=Path)
+    p.add_argument("--from-json", type=Path, help="do not run: render (and --update-doc) a previous --json result")
+    p.add_argument("--update-doc", action="store_true")
+    p.add_argument("--log-dir", type=Path, default=Path("/tmp/fer_vs_fer"))
+    args = p.parse_args(argv)
+    if args.fer_worker:
+        return fer_worker(*args.fer_worker, repeats=args.repeats)
+    if args.from_json:
+        res = json.loads(args.from_json.read_text())
+        text = markdown(res)
+        print(text)
+        if args.update_doc:
+            update_doc(text)
+        return 0
+
+    sys.path.insert(0, str(REPO / "test" / "hardening"))
+    import rosharness as rh
+    from fer_perception.detection import create_detector
+    from fer_perception.labels import EMOTION_LABELS
+    from fer_perception.pipeline import FacePipeline
+
+    if not FER_PYTHON.exists():
+        raise SystemExit(f"{FER_PYTHON} not found: run bash benchmarks/setup_fer_venv.sh first")
+    model, what = (args.model, "given") if args.model else rh.default_model()
+    machine = rh.machine_load()
+    patches = face_patches(create_detector("blazeface", backend="onnxruntime"))
+    sets = {
+        "clip (hamilton_clip.mp4, padded)": clip_frames(args.clip_frames),
+        "synthetic, 1 face": synthetic_frames(patches, 1, args.synthetic, args.seed),
+        "synthetic, 3 faces": synthetic_frames(patches, 3, args.synthetic, args.seed + 1),
+    }
+    names = list(sets)
+    frames = [f for n in names for f in sets[n]]
+    bounds = np.cumsum([0] + [len(sets[n]) for n in names])
+    print(f"[vs_fer] {len(frames)} frames: " + ", ".join(f"{n}: {len(sets[n])}" for n in names), flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = Path(tmp) / "frames.npz"
+        np.savez(npz, frames=np.stack(frames))
+        out = Path(tmp) / "fer.json"
+        print("[vs_fer] fer ...", flush=True)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+        r = subprocess.run([str(FER_PYTHON), __file__, "--fer-worker", str(npz), str(out), "--repeats", str(args.repeats)],
+                           env=env, capture_output=True, text=True, timeout=3600)
+        if r.returncode != 0:
+            raise SystemExit(f"fer worker failed:\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}")
+        fer_res = json.loads(out.read_text())
+
+    print("[vs_fer] in-process pipeline ...", flush=True)
+    pipeline = FacePipeline.from_options(model, backend="onnxruntime", detector="blazeface", max_faces=8,
+                                         threads=args.threads or None)
+    pipe_t, answers = run_pipeline(pipeline, frames, args.repeats)
+    if args.skip_node:
+        node_t, internal, lost = np.full(len(frames), np.nan), {}, 0
+    else:
+        print("[vs_fer] fer_node over DDS ...", flush=True)
+        node_t, internal, lost = run_node(model, frames, args.repeats, args.log_dir, args.threads)
+    fer_t = np.asarray(fer_res["per_frame_s"])
+
+    def summary(name, lo, hi):
+        return dict(name=name, frames=int(hi - lo), pipeline_ms=float(np.median(pipe_t[lo:hi]) * 1e3),
+                    node_ms=float(np.nanmedian(node_t[lo:hi]) * 1e3), fer_ms=float(np.median(fer_t[lo:hi]) * 1e3),
+                    agreement=agreement(answers[lo:hi], fer_res["faces"][lo:hi], EMOTION_LABELS))
+
+    res = dict(
+        command="nice -n 19 .venv/bin/python benchmarks/vs_fer.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        machine=f"{machine} at the start, {rh.machine_load()} at the end",
+        training_running="fer-train" in machine,
+        model=f"{model.name} ({what})", trained_model="random" not in what, repeats=args.repeats, threads=args.threads,
+        sets=[summary(n, bounds[k], bounds[k + 1]) for k, n in enumerate(names)],
+        all=summary("all", 0, len(frames)), fer_init_s=fer_res["init_s"], fer_version=fer_res["version"],
+        node_internal_p50_ms=internal.get("latency_p50_ms", "-"), node_lost=lost,
+    )
+    res["agreement"] = res["all"]["agreement"]
+    text = markdown(res)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
+    if args.update_doc:
+        update_doc(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
