@@ -290,7 +290,24 @@ def markdown(info: dict, face_rows, keras, frame_rows, command: str, load: tuple
         out.append(f"| {r['faces']} | {r['threads'] or 'default'} | {r['detector']} + {r['backend']} | "
                    f"{r['frame_ms_p50']:.2f} | {r['frame_ms_p90']:.2f} | {r['frame_ms_min']:.2f} | "
                    f"{r['detect_ms_p50']:.2f} | {r['align_ms_p50']:.2f} | {r['infer_ms_p50']:.2f} |")
-    out += ["", "Goals: <= 0.3 ms per face batched, <= 3 ms per 640x480 frame with one face on 2 cores.", ""]
+    out += ["", "Against the goals (<= 0.3 ms per face batched, <= 3 ms per 640x480 frame with one face, 2 cores):", ""]
+    batched = [(r[f"ms_per_face_b{b}"], r[f"min_ms_per_face_b{b}"], b, r) for r in face_rows for b in BATCHES if b > 1]
+    for label, rows in (("fp32", [x for x in batched if x[3]["precision"] == "fp32"]), ("any precision", batched)):
+        if rows:
+            p50 = min(rows, key=lambda x: x[0])
+            best = min(rows, key=lambda x: x[1])
+            out.append(f"* per face, batched, {label}: best median {p50[0]:.3f} ms ({p50[3]['backend']} {p50[3]['precision']}, "
+                       f"{p50[3]['threads']} threads, batch {p50[2]}); best minimum {best[1]:.3f} ms "
+                       f"({best[3]['backend']} {best[3]['precision']}, {best[3]['threads']} threads, batch {best[2]}) -> "
+                       f"{'met' if p50[0] <= 0.3 else ('met in the best case only' if best[1] <= 0.3 else 'NOT met')}")
+    one = [r for r in frame_rows if r["faces"] == 1 and r["detector"].startswith("blazeface")]
+    if one:
+        r = min(one, key=lambda r: r["frame_ms_p50"])
+        m = min(one, key=lambda r: r["frame_ms_min"])
+        out.append(f"* one-face frame: best median {r['frame_ms_p50']:.2f} ms ({r['threads']} threads, p90 "
+                   f"{r['frame_ms_p90']:.2f} ms); best minimum {m['frame_ms_min']:.2f} ms -> "
+                   f"{'met at the median' if r['frame_ms_p50'] <= 3 else ('met in the best case only' if m['frame_ms_min'] <= 3 else 'NOT met')}")
+    out.append("")
     return "\n".join(out)
 
 
