@@ -88,7 +88,7 @@ class FacePipeline:
 
     ``min_face_size``: detections whose box is smaller than this many pixels (shorter side) are
     dropped; ``max_faces``: at most this many faces per frame, the largest boxes first. Results are
-    ordered largest face first.
+    ordered largest face first. Both attributes may be changed between frames.
     """
 
     detector: FaceDetector
@@ -147,6 +147,8 @@ class FacePipeline:
         detections = self.detector.detect(bgr)
         t1 = time.perf_counter()
         faces = self.select(detections)
+        if len(faces) > len(self._batch):  # max_faces was raised after construction
+            self._batch = np.empty((len(faces),) + FACE_INPUT_SHAPE, np.float32)
         height, width = bgr.shape[:2]
         crops = []
         for i, det in enumerate(faces):

@@ -130,3 +130,13 @@ def test_from_options_errors(random_model, tmp_path):
         FacePipeline.from_options(random_model["onnx"], backend="nope")
     with pytest.raises(DetectorError):
         FacePipeline.from_options(random_model["onnx"], backend="onnxruntime", detector="nope")
+
+
+def test_face_limits_can_change_between_frames(random_model, two_people_bgr):
+    pipe = FacePipeline(create_detector("blazeface", backend="onnxruntime"),
+                        create_backend("onnxruntime", random_model["onnx"]), max_faces=1)
+    assert len(pipe.process(two_people_bgr)) == 1
+    pipe.max_faces = 5  # above the size the batch buffer was made for
+    assert len(pipe.process(two_people_bgr)) == 2
+    pipe.min_face_size = 175  # drops the smaller (~167-170 px) face
+    assert len(pipe.process(two_people_bgr)) == 1
