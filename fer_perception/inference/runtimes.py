@@ -93,7 +93,8 @@ class OrtRunner(Runner):
     cores from the other. Measured on this 2-core machine while another job used ~1 core, one
     BlazeFace + one ARCH-1 run, 2 threads each: p50 6.2 ms / p90 26 ms with spinning, 2.7 / 3.2 ms
     without (1 thread: 2.3 ms either way).
-    ``precision='fp16'`` needs ONNX Runtime's TensorRT execution provider; on CPU only fp32 runs.
+    ``precision='fp16'`` needs ONNX Runtime's TensorRT execution provider; on CPU only fp32 runs;
+    int8 is left to the native TensorRT backend (calibration) and to int8 .tflite models.
     """
 
     name = "onnxruntime"
@@ -126,6 +127,12 @@ class OrtRunner(Runner):
                 raise BackendUnavailableError(
                     f"ONNX Runtime execution provider(s) {missing} not available; available: {available}"
                 )
+        if precision == "int8":
+            raise BackendUnavailableError(
+                "precision 'int8' is not offered on the onnxruntime backend (its TensorRT execution "
+                "provider would need a calibration table); use the 'tensorrt' backend with "
+                "calibration=..., or an int8 .tflite with the 'tflite' backend"
+            )
         if precision != "fp32" and "TensorrtExecutionProvider" not in providers:
             raise BackendUnavailableError(
                 f"precision {precision!r} with the onnxruntime backend needs ONNX Runtime's TensorRT "
@@ -147,8 +154,7 @@ class OrtRunner(Runner):
         for p in providers:
             if p == "TensorrtExecutionProvider":
                 trt_opts = {
-                    "trt_fp16_enable": precision in ("fp16", "int8"),
-                    "trt_int8_enable": precision == "int8",
+                    "trt_fp16_enable": precision == "fp16",
                     "trt_engine_cache_enable": True,
                     "trt_engine_cache_path": str(cache_dir or self.path.parent),
                 }

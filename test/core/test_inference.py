@@ -296,3 +296,8 @@ def test_blazeface_on_tensorrt_matches_onnxruntime(astronaut_bgr, blazeface):
     a, b = blazeface.detect(astronaut_bgr), trt_det.detect(astronaut_bgr)
     assert len(a) == len(b) == 1
     assert np.allclose(a[0].box, b[0].box, atol=1.0)
+
+
+def test_onnxruntime_int8_points_elsewhere(random_model):
+    with pytest.raises(BackendUnavailableError, match="'tensorrt' backend|tflite"):
+        create_backend("onnxruntime", random_model["onnx"], precision="int8")
