@@ -318,7 +318,7 @@ def write_doc(section: str, doc: Path = DOC) -> None:
         if BEGIN in text and END in text:
             head, rest = text.split(BEGIN, 1)
             _, tail = rest.split(END, 1)
-            text = head + block + tail.lstrip("\n")
+            text = head + block + ("\n" + tail.lstrip("\n") if tail.strip() else "")
         elif HEADING in text:
             head, tail = text.split(HEADING, 1)
             text = head + HEADING + "\n\n" + block + tail
