@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import signal
 import sys
 import time
@@ -49,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--model", type=Path, help="emotion model (default: shipped model, else a random one)")
     p.add_argument("--json", type=Path, help="write the results here as JSON")
     p.add_argument("--update-doc", action="store_true", help=f"write the results into {DOC.relative_to(REPO)}")
+    p.add_argument("--annotated", action="store_true",
+                   help="also subscribe to ~/annotated (publish_annotated: true), so every frame is drawn too")
     p.add_argument("--log-dir", type=Path, default=Path("/tmp/fer_fuzz_node"))
     p.add_argument("--from-json", type=Path, help="do not run: render (and --update-doc) a previous --json result")
     return p.parse_args(argv)
@@ -67,7 +70,8 @@ def iou(a, b) -> float:
 class Phase:
     """One node process + its client for one transport."""
 
-    def __init__(self, transport: str, model: Path, log_dir: Path) -> None:
+    def __init__(self, transport: str, model: Path, log_dir: Path, annotated: bool = False,
+                 env: dict[str, str] | None = None) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from fer_msgs.msg import FaceEmotionArray
         from sensor_msgs.msg import CompressedImage, Image
@@ -75,10 +79,12 @@ class Phase:
         self.transport = transport
         self.model = model
         self.log_dir = log_dir / transport
-        self.env = rh.isolated_env(self.log_dir / "ros")
+        self.env = env if env is not None else rh.isolated_env(self.log_dir / "ros")
         self.client = rh.RosClient(self.env, name=f"fuzzer_{transport}")
         self.diags = self.client.collect(DiagnosticArray, "/diagnostics")
         self.faces = self.client.collect(FaceEmotionArray, "/fer_node/faces")
+        self.annotated = annotated
+        self.annotated_images = self.client.collect(Image, "/fer_node/annotated", qos=10) if annotated else []
         topic = "/fuzz/image" + ("/compressed" if transport == "compressed" else "")
         self.pub = self.client.publisher(CompressedImage if transport == "compressed" else Image, topic,
                                          reliable=True, depth=200)
@@ -90,7 +96,7 @@ class Phase:
 
     def start_node(self) -> None:
         params = rh.node_params(self.model, transport=self.transport, qos_reliability="reliable", qos_depth=100,
-                                diagnostics_period=0.5, stale_timeout=3600.0)
+                                diagnostics_period=0.5, stale_timeout=3600.0, publish_annotated=self.annotated)
         self.node = rh.NodeProcess.start(self.env, self.log_dir, params=params, remaps={"image": "/fuzz/image"},
                                          name=f"fer_node_{self.restarts}")
         rh.wait_for_subscribers(self.pub, 1, 120)
@@ -176,10 +182,13 @@ def check_good_frame(phase: Phase, frame: np.ndarray, reference, timeout: float 
     return dict(ok=False, faces=0, expected_faces=len(reference), seconds=timeout, error="no answer")
 
 
-def run_phase(transport: str, count: int, args, model: Path, frame: np.ndarray, reference) -> dict:
+def run_phase(transport: str, count: int, args, model: Path, frame: np.ndarray, reference,
+              env: dict[str, str] | None = None) -> dict:
+    """Fuzz one fer_node process (``transport``) with ``count`` hostile messages; ``env``: the ROS
+    environment to use (default: a fresh isolated domain)."""
     import psutil
 
-    phase = Phase(transport, model, args.log_dir)
+    phase = Phase(transport, model, args.log_dir, annotated=args.annotated, env=env)
     rng = np.random.default_rng(args.seed + (0 if transport == "raw" else 1))
     result: dict = dict(transport=transport)
     try:
@@ -246,6 +255,7 @@ def run_phase(transport: str, count: int, args, model: Path, frame: np.ndarray, 
             dropped=totals.get("dropped_frames", 0), backend_errors=totals.get("backend_errors", 0),
             bad_input={k.split(".", 1)[1]: n for k, n in totals.items() if k.startswith("bad_input.")},
             bad_input_total=totals.get("bad_input_total", 0), good_frames_answered=good_frames,
+            annotated_received=len(phase.client.snapshot(phase.annotated_images)) if args.annotated else None,
             crashes=phase.crashes, restarts=phase.restarts,
             tracebacks=output.count("Traceback"), internal_errors=output.count("internal error"),
             warnings_logged=output.count("bad input image ("),
@@ -316,7 +326,7 @@ def main(argv=None) -> int:
         raise SystemExit("the reference face frame has no face in-process: cannot check the node")
     transports = [t.strip() for t in args.transports.split(",") if t.strip()]
     per = args.count // len(transports)
-    res: dict = dict(command="nice -n 19 .venv/bin/python benchmarks/fuzz_node.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    res: dict = dict(command="nice -n 19 .venv/bin/python benchmarks/fuzz_node.py " + shlex.join(sys.argv[1:] if argv is None else argv),
                      date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=rh.machine_load(),
                      model=f"{model.name} ({what})", phases=[])
     for t in transports:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import os
 import signal
 import sys
@@ -288,7 +289,7 @@ def main(argv=None) -> int:
     else:
         machine = rh.machine_load()
         res = run(args)
-        res.update(command="nice -n 19 .venv/bin/python benchmarks/soak.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        res.update(command="nice -n 19 .venv/bin/python benchmarks/soak.py " + shlex.join(sys.argv[1:] if argv is None else argv),
                    date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                    machine=f"{machine} at the start, {rh.machine_load()} at the end", timeout=args.timeout,
                    plot=str(args.plot))

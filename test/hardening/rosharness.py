@@ -342,12 +342,14 @@ def machine_load() -> str:
 
     la = os.getloadavg()
     busy = []
-    for p in psutil.process_iter(["pid", "name", "cmdline", "cpu_percent"]):
+    for p in psutil.process_iter(["pid", "cmdline"]):
         try:
-            cmd = " ".join(p.info["cmdline"] or [])[:60]
+            argv = p.info["cmdline"] or []
         except Exception:
             continue
-        if any(k in cmd for k in ("fer-train", "fer-export", "fer-evaluate")):
-            busy.append(cmd.split("/")[-1][:40])
+        for arg in argv[:3]:
+            name = os.path.basename(arg)
+            if name in ("fer-train", "fer-export", "fer-evaluate", "fer-experiments"):
+                busy.append(name)
     extra = f"; running alongside: {', '.join(sorted(set(busy)))}" if busy else ""
     return f"load average {la[0]:.1f}/{la[1]:.1f}/{la[2]:.1f} on {os.cpu_count()} CPUs{extra}"
