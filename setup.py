@@ -10,14 +10,15 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(include=["fer_perception", "fer_perception.*"]),
-    package_data={package_name: ["models/*.onnx", "models/*.tflite", "models/*.json", "config/*"]},
+    package_data={package_name: ["models/*.onnx", "models/*.tflite", "models/*.json", "models/*LICENSE", "models/*NOTICE"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.xml")),
         ("share/" + package_name + "/models", glob("fer_perception/models/*.onnx")
-         + glob("fer_perception/models/*.tflite") + glob("fer_perception/models/*.json")),
+         + glob("fer_perception/models/*.tflite") + glob("fer_perception/models/*.json")
+         + glob("fer_perception/models/*LICENSE") + glob("fer_perception/models/*NOTICE")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -17,7 +17,13 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip wheel setuptools
 fi
-pip=("$venv/bin/pip" install -q --disable-pip-version-check -c requirements/constraints.txt)
+pip_install() {
+  # Some machines configure pip with find-links folders that do not exist; pip then warns once per
+  # package. Those warnings say nothing about this project, so they are filtered out.
+  "$venv/bin/pip" install -q --disable-pip-version-check -c requirements/constraints.txt "$@" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  return "${PIPESTATUS[0]}"
+}
 
 stamp_of() {  # hash of everything that decides what the install contains
   cat requirements/*.txt setup.py setup.cfg package.xml training/pyproject.toml \
@@ -32,15 +38,15 @@ fi
 
 echo "[bootstrap] installing the $profile dependencies into .venv (first run only)"
 if [ "$profile" = dev ]; then
-  "${pip[@]}" -r requirements/dev.txt
+  pip_install -r requirements/dev.txt
 else
-  "${pip[@]}" -r requirements/runtime.txt -r requirements/build.txt
+  pip_install -r requirements/runtime.txt -r requirements/build.txt
 fi
 echo "[bootstrap] building fer_msgs into .venv"
 bash scripts/build_fer_msgs.sh "$venv"
-"${pip[@]}" --no-deps -e .
+pip_install --no-deps -e .
 if [ "$profile" = dev ]; then
-  "${pip[@]}" --no-deps -e training
+  pip_install --no-deps -e training
 fi
 echo "$want" > "$venv/.fer_stamp_$profile"
 echo "[bootstrap] done"
