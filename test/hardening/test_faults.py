@@ -144,6 +144,9 @@ def test_camera_stops_and_restarts(ros_env, procs, client, model_onnx, shared_di
                  START_TIMEOUT, "OK again with new frames after the camera restarted", after=restarted)
     assert node.popen.poll() is None, node.output()[-3000:]
     assert camera2.popen.poll() is None, camera2.output()[-3000:]
+    # fer_camera shuts down cleanly on SIGTERM too (the first one was stopped with SIGINT).
+    assert camera2.stop(signal.SIGTERM, timeout=10) == 0, camera2.output()[-3000:]
+    assert "Traceback" not in camera.stderr() + camera2.stderr()
 
 
 def test_backend_error_reports_and_keeps_serving(ros_env, procs, client, tmp_path, face_frames):
@@ -190,3 +193,70 @@ def test_backend_error_exits_when_asked(ros_env, procs, client, tmp_path, face_f
     assert rc == 3, f"exit status {rc}:\n{node.output()[-3000:]}"
     assert "Traceback" not in node.stderr(), node.stderr()[-4000:]
     assert "inference backend failed" in node.output()
+
+
+def test_live_parameter_churn_while_processing(ros_env, procs, client, model_onnx, face_frames):
+    """Random valid and invalid parameter changes (enabled on/off, smoothing method and sizes, face
+    limits, tracking) through the parameter service while frames flow: invalid ones are refused,
+    the node never exits or logs an internal error, and afterwards it answers correctly."""
+    from rcl_interfaces.msg import Parameter as ParamMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    Image, FaceEmotionArray, _ = _msgs()
+    node = procs.start(ros_env, params=rh.node_params(model_onnx), remaps={"image": "/cam/image"})
+    faces = client.collect(FaceEmotionArray, "/fer_node/faces")
+    pub = client.publisher(Image, "/cam/image", reliable=True)
+    rh.wait_for_subscribers(pub, 1, START_TIMEOUT)
+    srv = client.node.create_client(SetParameters, "/fer_node/set_parameters")
+    assert srv.wait_for_service(timeout_sec=30)
+
+    def value(v) -> ParameterValue:
+        if isinstance(v, bool):
+            return ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=v)
+        if isinstance(v, int):
+            return ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=v)
+        if isinstance(v, float):
+            return ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=v)
+        return ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=v)
+
+    def set_params(**kv) -> list[bool]:
+        req = SetParameters.Request(parameters=[ParamMsg(name=k, value=value(v)) for k, v in kv.items()])
+        fut = srv.call_async(req)
+        rh.wait_until(fut.done, 20, f"set_parameters {kv}")
+        return [r.successful for r in fut.result().results]
+
+    rng = np.random.default_rng(3)
+    valid = [
+        lambda: {"enabled": bool(rng.integers(0, 2))},
+        lambda: {"smoothing": str(rng.choice(["ema", "window", "none"]))},
+        lambda: {"smoothing_alpha": float(rng.uniform(0.01, 1.0)), "smoothing_window": int(rng.integers(1, 301))},
+        lambda: {"hysteresis_frames": int(rng.integers(1, 301)), "hysteresis_margin": float(rng.uniform(0, 1))},
+        lambda: {"confidence_threshold": float(rng.uniform(0, 1))},
+        lambda: {"max_faces": int(rng.integers(0, 65)), "min_face_size": int(rng.choice([0, 24, 200, 4096]))},
+        lambda: {"track_max_missed": int(rng.integers(0, 1001)), "track_iou_threshold": float(rng.uniform(0, 1))},
+    ]
+    invalid = [
+        {"smoothing_alpha": 0.0}, {"max_faces": 65}, {"min_face_size": -1}, {"smoothing": "kalman"},
+        {"backend": "tflite"}, {"model_path": "/nonexistent.onnx"}, {"confidence_threshold": 1.5},
+        {"smoothing_window": "five"},
+    ]
+    feeder = Feeder(pub, _image(face_frames["one"]), rate=15)
+    try:
+        for i in range(40):
+            if i % 5 == 4:
+                bad = invalid[(i // 5) % len(invalid)]
+                assert set_params(**bad) == [False] * len(bad), f"invalid change accepted: {bad}"
+            else:
+                change = valid[int(rng.integers(0, len(valid)))]()
+                assert all(set_params(**change)), f"valid change refused: {change}"
+            time.sleep(0.05)
+            assert node.popen.poll() is None, node.output()[-3000:]
+        assert all(set_params(enabled=True, min_face_size=24, max_faces=8, confidence_threshold=0.0))
+        settled = time.monotonic()
+        rh.wait_until(lambda: any(t > settled + 0.3 and len(m.faces) == 1 for t, m in client.snapshot(faces)),
+                      30, "a FaceEmotionArray with the face after the parameter churn")
+    finally:
+        feeder.stop()
+    assert node.popen.poll() is None
+    _no_traceback(node)
