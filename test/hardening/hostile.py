@@ -277,3 +277,60 @@ def random_case(rng: np.random.Generator, transport: str | None = None) -> Case:
     weights = np.array([GENERATORS[n][2] for n in names])
     name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
     return GENERATORS[name][1](rng)
+
+
+def run_corpus(cases: int, seed: int, per_case_limit_s: float = 2.0) -> dict:
+    """Convert ``cases`` random cases with image_conversion.msg_to_bgr and check the contract.
+
+    Returns outcome counts, the slowest case and every contract violation (at most 20 kept)."""
+    import time
+
+    from fer_perception import image_conversion as ic
+    from fer_perception.errors import ImageConversionError
+
+    rng = np.random.default_rng(seed)
+    outcomes: dict[str, int] = {}
+    violations: list[str] = []
+    slowest = (0.0, "")
+    for _ in range(cases):
+        case = random_case(rng)
+        msg = to_msg(case)
+        t = time.perf_counter()
+        try:
+            out = ic.msg_to_bgr(msg)
+            ok = (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+                  and out.flags.c_contiguous and (case.expect_shape is None or out.shape[:2] == case.expect_shape))
+            key = "ok" if ok else "BAD_OUTPUT"
+        except ImageConversionError as e:
+            key = e.kind if e.kind in ic.ERROR_KINDS else f"UNKNOWN_KIND {e.kind}"
+            if case.expect_shape is not None:
+                key = f"VALID_REFUSED {e.kind}"
+        except Exception as e:  # noqa: BLE001 - any other exception breaks the contract
+            key = f"EXCEPTION {type(e).__name__}"
+        dt = time.perf_counter() - t
+        if dt > slowest[0]:
+            slowest = (dt, case.describe()[:160])
+        if dt > per_case_limit_s:
+            key = "TOO_SLOW"
+        outcomes[key] = outcomes.get(key, 0) + 1
+        if key.isupper() or key.split(" ")[0].isupper():
+            if len(violations) < 20:
+                violations.append(f"{key}: {case.describe()[:300]}")
+    return dict(cases=cases, seed=seed, outcomes=outcomes, violations=violations,
+                slowest_s=round(slowest[0], 4), slowest_case=slowest[1])
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+    import time
+
+    parser = argparse.ArgumentParser(description="Long fuzz run of image_conversion with this generator.")
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    a = parser.parse_args()
+    t0 = time.time()
+    result = run_corpus(a.cases, a.seed)
+    result["seconds"] = round(time.time() - t0, 1)
+    print(json.dumps(result, indent=1))
+    raise SystemExit(1 if result["violations"] else 0)

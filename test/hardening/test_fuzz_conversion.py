@@ -11,6 +11,7 @@ CI-sized: a few hundred hypothesis examples plus a seeded corpus of random mutat
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -33,7 +34,9 @@ import hostile  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-FUZZ_SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
+#: FER_FUZZ_EXAMPLES=5000 for a long run (CI: 150 examples per property, derandomized).
+FUZZ_SETTINGS = settings(max_examples=int(os.environ.get("FER_FUZZ_EXAMPLES", "150")), deadline=None,
+                         derandomize=os.environ.get("FER_FUZZ_EXAMPLES") is None,
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 #: No single conversion of a small hostile message may take longer than this (2 loaded cores).
 PER_CASE_SECONDS = 2.0
