@@ -260,3 +260,30 @@ def test_live_parameter_churn_while_processing(ros_env, procs, client, model_onn
         feeder.stop()
     assert node.popen.poll() is None
     _no_traceback(node)
+
+
+def test_lifecycle_node_with_garbage_model_stays_unconfigured(ros_env, procs, client, tmp_path):
+    """The managed node (--lifecycle) with a garbage model: configure fails with a logged reason, the
+    node stays alive in 'unconfigured' (a supervisor can fix the file and retry), SIGTERM exits 0."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(np.random.default_rng(1).bytes(20_000))
+    node = procs.start(ros_env, params=rh.node_params(bad), extra_args=["--lifecycle"])
+    change = client.node.create_client(ChangeState, "/fer_node/change_state")
+    get = client.node.create_client(GetState, "/fer_node/get_state")
+    assert change.wait_for_service(timeout_sec=START_TIMEOUT) and get.wait_for_service(timeout_sec=10)
+
+    def call(srv, req):
+        fut = srv.call_async(req)
+        rh.wait_until(fut.done, 60, f"{srv.srv_name}")
+        return fut.result()
+
+    result = call(change, ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+    assert not result.success
+    assert call(get, GetState.Request()).current_state.label == "unconfigured"
+    assert node.popen.poll() is None, node.output()[-3000:]
+    assert "configure failed" in node.output() and str(bad) in node.output()
+    assert node.stop(signal.SIGTERM, timeout=15) == 0, node.output()[-3000:]
+    assert "Traceback" not in node.stderr(), node.stderr()[-3000:]
