@@ -50,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--model", type=Path, help="emotion model (default: shipped model, else a random one)")
     p.add_argument("--json", type=Path, help="write the results here as JSON")
     p.add_argument("--update-doc", action="store_true", help=f"write the results into {DOC.relative_to(REPO)}")
+    p.add_argument("--default-qos", action="store_true",
+                   help="leave the node's image QoS at its defaults (best_effort, depth 1) instead of reliable/100")
     p.add_argument("--annotated", action="store_true",
                    help="also subscribe to ~/annotated (publish_annotated: true), so every frame is drawn too")
     p.add_argument("--log-dir", type=Path, default=Path("/tmp/fer_fuzz_node"))
@@ -71,7 +73,7 @@ class Phase:
     """One node process + its client for one transport."""
 
     def __init__(self, transport: str, model: Path, log_dir: Path, annotated: bool = False,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, default_qos: bool = False) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from fer_msgs.msg import FaceEmotionArray
         from sensor_msgs.msg import CompressedImage, Image
@@ -84,6 +86,7 @@ class Phase:
         self.diags = self.client.collect(DiagnosticArray, "/diagnostics")
         self.faces = self.client.collect(FaceEmotionArray, "/fer_node/faces")
         self.annotated = annotated
+        self.default_qos = default_qos
         self.annotated_images = self.client.collect(Image, "/fer_node/annotated", qos=10) if annotated else []
         topic = "/fuzz/image" + ("/compressed" if transport == "compressed" else "")
         self.pub = self.client.publisher(CompressedImage if transport == "compressed" else Image, topic,
@@ -95,8 +98,9 @@ class Phase:
         self.start_node()
 
     def start_node(self) -> None:
-        params = rh.node_params(self.model, transport=self.transport, qos_reliability="reliable", qos_depth=100,
-                                diagnostics_period=0.5, stale_timeout=3600.0, publish_annotated=self.annotated)
+        qos = {} if self.default_qos else dict(qos_reliability="reliable", qos_depth=100)
+        params = rh.node_params(self.model, transport=self.transport, diagnostics_period=0.5, stale_timeout=3600.0,
+                                publish_annotated=self.annotated, **qos)
         self.node = rh.NodeProcess.start(self.env, self.log_dir, params=params, remaps={"image": "/fuzz/image"},
                                          name=f"fer_node_{self.restarts}")
         rh.wait_for_subscribers(self.pub, 1, 120)
@@ -188,7 +192,8 @@ def run_phase(transport: str, count: int, args, model: Path, frame: np.ndarray, 
     environment to use (default: a fresh isolated domain)."""
     import psutil
 
-    phase = Phase(transport, model, args.log_dir, annotated=args.annotated, env=env)
+    phase = Phase(transport, model, args.log_dir, annotated=args.annotated, env=env,
+                  default_qos=getattr(args, "default_qos", False))
     rng = np.random.default_rng(args.seed + (0 if transport == "raw" else 1))
     result: dict = dict(transport=transport)
     try:
