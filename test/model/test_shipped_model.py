@@ -1,0 +1,75 @@
+"""The shipped expression model: its file contract, and the accuracy its model card claims.
+
+The model card states the PublicTest accuracy in a machine-readable comment
+(``<!-- shipped-model public_test_accuracy: 0.xxxx -->``); this test re-measures it with the
+runtime's own ONNX Runtime backend, so the card cannot drift from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_perception.inference import DEFAULT_MODEL_PATH, create_backend
+from fer_perception.labels import EMOTION_LABELS
+from fer_perception.pipeline import FacePipeline
+
+MODEL_CARD = Path(__file__).resolve().parents[2] / "docs" / "MODEL_CARD.md"
+SIDECAR = DEFAULT_MODEL_PATH.with_suffix(".json")
+
+
+@pytest.fixture(scope="module")
+def backend():
+    assert DEFAULT_MODEL_PATH.is_file(), f"the shipped model is missing: {DEFAULT_MODEL_PATH}"
+    return create_backend("onnxruntime", DEFAULT_MODEL_PATH, threads=2)
+
+
+def test_contract_shape_order_and_probabilities(backend):
+    sidecar = json.loads(SIDECAR.read_text())
+    assert tuple(sidecar["labels"]) == EMOTION_LABELS
+    assert sidecar["input"]["shape"] == ["N", 48, 48, 1]
+    rng = np.random.default_rng(0)
+    for batch in (1, 5, 32):
+        faces = rng.uniform(0, 255, size=(batch, 48, 48, 1)).astype(np.float32)
+        probs = backend.predict(faces)
+        assert probs.shape == (batch, len(EMOTION_LABELS))
+        assert probs.dtype == np.float32
+        assert np.all(probs >= 0)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_tflite_variants_agree_with_onnx(backend):
+    rng = np.random.default_rng(1)
+    faces = rng.uniform(0, 255, size=(8, 48, 48, 1)).astype(np.float32)
+    reference = backend.predict(faces)
+    fp32 = DEFAULT_MODEL_PATH.with_name(DEFAULT_MODEL_PATH.stem + "_fp32.tflite")
+    probs = create_backend("tflite", fp32).predict(faces)
+    np.testing.assert_allclose(probs, reference, atol=1e-5)
+
+
+def test_public_test_accuracy_matches_model_card(backend, fer2013_npz):
+    claimed = re.search(r"<!-- shipped-model public_test_accuracy: ([0-9.]+) -->", MODEL_CARD.read_text())
+    assert claimed, "docs/MODEL_CARD.md must state the shipped model's PublicTest accuracy"
+    data = np.load(fer2013_npz)
+    public = data["split"] == "public_test"
+    images = data["images"][public].astype(np.float32)[..., None]
+    labels = data["labels"][public]
+    predictions = np.concatenate([backend.predict(images[i:i + 256]).argmax(1) for i in range(0, len(images), 256)])
+    accuracy = float((predictions == labels).mean())
+    assert accuracy == pytest.approx(float(claimed.group(1)), abs=5e-4)
+
+
+def test_recognises_a_smile_on_a_real_photo():
+    """The astronaut (Eileen Collins) smiles broadly: the trained model must say happy."""
+    skimage_data = pytest.importorskip("skimage.data")
+    import cv2
+
+    bgr = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+    pipeline = FacePipeline.from_options(DEFAULT_MODEL_PATH, backend="onnxruntime")
+    faces = pipeline.process(bgr)
+    assert len(faces) == 1
+    assert EMOTION_LABELS[int(np.argmax(faces[0].probabilities))] == "happy"
