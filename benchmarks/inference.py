@@ -55,9 +55,10 @@ MAKE_MODEL = textwrap.dedent("""
     import numpy as np, keras
     from fer_training import export as fx
     from fer_training.models import build_model
+    from fer_training.train import load_keras_model  # knows the serving layers (flip-TTA, temperature)
     out, keras_path = Path(sys.argv[1]), sys.argv[2]
     if keras_path:
-        model = keras.models.load_model(keras_path, compile=False)
+        model = load_keras_model(keras_path)
     else:
         keras.utils.set_random_seed(0)
         model = build_model("arch1")
@@ -72,8 +73,9 @@ KERAS_BENCH = textwrap.dedent("""
     import json, os, sys, time
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np, keras, tensorflow as tf
+    from fer_training.train import load_keras_model  # knows the serving layers (flip-TTA, temperature)
     path, batches, runs, warmup = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    model = keras.models.load_model(path, compile=False)
+    model = load_keras_model(path)
     rng = np.random.default_rng(0)
     res = {"tensorflow": tf.__version__, "keras": keras.__version__,
            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or "default"}
