@@ -371,9 +371,11 @@ def render_headline() -> None:
         rows.append(f"| soak frames through the node | 50,000 | {s['frames']:,} | {s['date']} |")
         rows.append(f"| sustained rate (closed loop, 1 frame in flight) | highest | {s['rate_hz']:.1f} Hz | {s['date']} |")
         rows.append(f"| node RSS growth after warm-up | < 5 % | {s['rss_growth_pct']:+.1f} % | {s['date']} |")
-        rows.append(f"| round-trip latency drift (median, last vs first window; wall clock, load-dependent) | none | {s['latency_drift_pct']:+.1f} % | {s['date']} |")
+        load = (f" (machine load {s['load_first']:.1f} → {s['load_last']:.1f}; see §2)"
+                if s.get("load_first") is not None else "")
+        rows.append(f"| round-trip latency drift (median, last vs first window; wall clock) | none | {s['latency_drift_pct']:+.1f} %{load} | {s['date']} |")
         if s.get("cpu_drift_pct") is not None:
-            rows.append(f"| node CPU time per frame drift (last vs first window) | none | {s['cpu_drift_pct']:+.1f} % | {s['date']} |")
+            rows.append(f"| node CPU time per frame drift (last vs first window) | none | {s['cpu_drift_pct']:+.1f} %{load} | {s['date']} |")
     h = r.get("hardening_tests")
     if h:
         rows.append(f"| test/hardening (CI) | all pass, < 3 min | {h['summary']} | {h['date']} |")

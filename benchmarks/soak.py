@@ -277,7 +277,7 @@ def markdown(res: dict) -> str:
         lines += ["", f"**The node crashed** at frame {res['crash']['at_frame']} (exit status {res['crash']['exit_status']})."]
     summary = dict(frames=res["frames"], rate_hz=res["rate_hz"], rss_growth_pct=res["rss_growth_pct"],
                    latency_drift_pct=res["latency_drift_pct"], cpu_drift_pct=res.get("cpu_drift_pct"),
-                   date=res["date"])
+                   load_first=res.get("load_first"), load_last=res.get("load_last"), date=res["date"])
     lines += ["", f"<!-- results soak {json.dumps(summary)} -->"]
     return "\n".join(lines)
 
