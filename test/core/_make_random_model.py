@@ -21,22 +21,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+def random_arch1(seed: int):
+    """ARCH-1 with random weights and random BatchNorm statistics (so outputs depend on the face).
 
-    import numpy as np
+    Returns the Keras model and the numpy generator that drew the statistics (for more draws).
+    Shared by the core and node test helpers.
+    """
     import keras
+    import numpy as np
 
-    from fer_training import export as fer_export
     from fer_training.models import build_model
 
-    keras.utils.set_random_seed(args.seed)
+    keras.utils.set_random_seed(seed)
     model = build_model("arch1")
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, var = layer.get_weights()
@@ -46,6 +44,21 @@ def main(argv=None) -> int:
                 rng.normal(0, 0.2, mean.shape).astype("float32"),
                 rng.uniform(0.5, 2.0, var.shape).astype("float32"),
             ])
+    return model, rng
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+
+    import numpy as np
+
+    from fer_training import export as fer_export
+
+    model, rng = random_arch1(args.seed)
     onnx_path = args.out_dir / "arch1_random.onnx"
     tflite_path = args.out_dir / "arch1_random_fp32.tflite"
     int8_path = args.out_dir / "arch1_random_int8.tflite"
