@@ -358,11 +358,10 @@ def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     import rclpy
     import rclpy.utilities
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from fer_perception.dds import ensure_fastdds_profile
-    from fer_perception.node import spin_until_exit, startup_error
+    from fer_perception.node import ros_process, spin_until_exit, startup_error
     from fer_perception.params import ParameterValueError
 
     argv = list(sys.argv if argv is None else argv)
@@ -388,26 +387,16 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             return startup_error("fer_camera", str(e))
 
-    ensure_fastdds_profile()
-    rclpy.init(args=argv)
-    node = None
-    try:
+    with ros_process(argv) as nodes:
         try:
             node = make_camera_node(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
         except (SourceError, ParameterValueError, FileNotFoundError) as e:
             return startup_error("fer_camera", str(e))
+        nodes.append(node)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         return spin_until_exit(executor, [node])
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    finally:
-        if node is not None:
-            try:
-                node.destroy_node()
-            except Exception:
-                pass
-        rclpy.try_shutdown()
+    return 0
 
 
 if __name__ == "__main__":

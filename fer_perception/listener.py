@@ -70,10 +70,9 @@ def make_listener(topic: str = DEFAULT_TOPIC, callback: Callable[[Any], None] | 
 def main(argv: list[str] | None = None) -> int:
     import rclpy
     import rclpy.utilities
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
-    from fer_perception.dds import ensure_fastdds_profile
-    from fer_perception.node import startup_error
+    from fer_perception.node import ros_process, startup_error
 
     argv = list(sys.argv if argv is None else argv)
     parser = argparse.ArgumentParser(prog="fer_listener", description="Print FaceEmotionArray messages.")
@@ -95,11 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         received[0] += 1
         print(fmt(msg), flush=True)
 
-    ensure_fastdds_profile()
-    rclpy.init(args=argv)
-    node = None
-    try:
+    with ros_process(argv) as nodes:
         node = make_listener(args.topic, on_msg)
+        nodes.append(node)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         deadline = time.monotonic() + args.timeout if args.timeout > 0 else None
@@ -111,16 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"within {args.timeout:g} s", file=sys.stderr)
                 return 1
             executor.spin_once(timeout_sec=0.1)
-        return 0
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    finally:
-        if node is not None:
-            try:
-                node.destroy_node()
-            except Exception:
-                pass
-        rclpy.try_shutdown()
+    return 0
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ Both also honour the live ``enabled`` parameter (false = unsubscribe and stop pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import threading
@@ -579,14 +580,38 @@ def spin_until_exit(executor, nodes) -> int:
     return codes[0] if codes else 0
 
 
+@contextlib.contextmanager
+def ros_process(argv: list[str]):
+    """The life of an entry point's ROS process, shared by fer_node, fer_camera and fer_listener.
+
+    Sets the Fast DDS profile, initialises rclpy, yields a list the caller adds its nodes to, and
+    always destroys them and shuts rclpy down. Ctrl-C and an external shutdown end the block
+    quietly (no traceback); the caller then returns status 0 after the ``with``.
+    """
+    from fer_perception.dds import ensure_fastdds_profile
+
+    ensure_fastdds_profile()
+    rclpy.init(args=argv)
+    nodes: list = []
+    try:
+        yield nodes
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            try:
+                node.destroy_node()
+            except Exception:
+                pass
+        rclpy.try_shutdown()
+
+
 def startup_error(prog: str, message: str) -> int:
     print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
     return EXIT_STARTUP_ERROR
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fer_perception.dds import ensure_fastdds_profile
-
     argv = list(sys.argv if argv is None else argv)
     own = rclpy.utilities.remove_ros_args(argv)[1:]
     parser = argparse.ArgumentParser(
@@ -603,10 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:
         return startup_error("fer_node", f"message packages not importable ({e}); run scripts/bootstrap.sh")
 
-    ensure_fastdds_profile()
-    rclpy.init(args=argv)
-    node = None
-    try:
+    with ros_process(argv) as nodes:
         try:
             node = (FerLifecycleNode if args.lifecycle else FerNode)()
         except (FerError, ParameterValueError, FileNotFoundError) as e:
@@ -614,18 +636,11 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(e, ModelLoadError) and "model_path:=" not in " ".join(argv):
                 hint = " (choose a model with: --ros-args -p model_path:=/path/to/model.onnx)"
             return startup_error("fer_node", f"{e}{hint}")
+        nodes.append(node)
         executor = make_executor()
         executor.add_node(node)
         return spin_until_exit(executor, [node])
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    finally:
-        if node is not None:
-            try:
-                node.destroy_node()
-            except Exception:
-                pass
-        rclpy.try_shutdown()
+    return 0
 
 
 if __name__ == "__main__":
