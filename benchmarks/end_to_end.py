@@ -245,7 +245,11 @@ def machine() -> dict:
         pass
     import onnxruntime
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test" / "hardening"))
+    import rosharness
+
     return {"cpu": cpu, "cores": os.cpu_count(), "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+            "load_note": rosharness.machine_load(),
             "python": platform.python_version(), "onnxruntime": onnxruntime.__version__}
 
 
@@ -263,7 +267,7 @@ def markdown(results: list[dict], info: dict, command: str, args) -> str:
         f"Command: `{command}`",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores; load average at start {info['load_avg_1_5_15']} "
-        f"(shared with other jobs); Python {info['python']}, ONNX Runtime {info['onnxruntime']}. "
+        f"({info.get('load_note', 'shared with other jobs')}); Python {info['python']}, ONNX Runtime {info['onnxruntime']}. "
         f"Model: `{Path(args.model).name}`{' (' + args.model_note + ')' if args.model_note else ''}; backend "
         f"{results[0]['backend']}, detector {args.detector}, threads {args.threads}; "
         f"{args.warmup:g} s warm-up, {args.duration:g} s measured per row.",
@@ -324,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="expression model (default: shipped)")
     parser.add_argument("--model-note", default="", help="note on the model for the report")
-    parser.add_argument("--backend", default="onnxruntime")
+    parser.add_argument("--backend", default="auto", help="fer_node backend (its default: auto)")
     parser.add_argument("--detector", default="blazeface")
     parser.add_argument("--threads", type=int, default=None,
                         help="fer_node threads parameter (default: config/fer.yaml's)")

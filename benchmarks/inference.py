@@ -203,11 +203,13 @@ def frames(onnx_path: Path, threads_list: list[int], runs: int, warmup: int, haa
 
     crops = face_crops()
     rows = []
-    cases = [("blazeface", t, (1, 3), runs, warmup, onnx_path, "auto", "fp32") for t in threads_list]
-    if int8_path is not None:  # the expression model as TFLite int8 (the ARM-CPU choice), same detector
+    # ONNX Runtime and LiteRT fp32 (what `auto` picks on a CPU with LiteRT), then LiteRT int8.
+    cases = [("blazeface", t, (1, 3), runs, warmup, onnx_path, "onnxruntime", "fp32") for t in threads_list]
+    cases += [("blazeface", t, (1, 3), runs, warmup, onnx_path, "tflite", "fp32") for t in threads_list]
+    if int8_path is not None:
         cases += [("blazeface", t, (1, 3), runs, warmup, int8_path, "tflite", "int8") for t in threads_list]
     if haar_runs:
-        cases.append(("haar", 1, (1,), haar_runs, 3, onnx_path, "auto", "fp32"))
+        cases.append(("haar", 1, (1,), haar_runs, 3, onnx_path, "onnxruntime", "fp32"))
     cv_threads = cv2.getNumThreads()
     for detector, threads, counts, n_runs, n_warm, model_path, backend, precision in cases:
         pipe = FacePipeline.from_options(model_path, backend=backend, detector=detector, threads=threads,
@@ -268,7 +270,7 @@ def markdown(info: dict, face_rows, keras, frame_rows, command: str, load: tuple
            f"onnxruntime {info['onnxruntime']}, ai-edge-litert {info['ai_edge_litert']}, OpenCV {info['opencv']}, "
            f"NumPy {info['numpy']}; model: {info['model']}.",
            f"Load average (1 min) at start / end: {load[0]:.2f} / {load[1]:.2f} "
-           f"({'other jobs were running: expect noisy numbers' if max(load) > 0.5 * info['cores'] else 'quiet machine'}).",
+           f"({'a busy 1-minute average: other jobs ran during or just before the run, expect noisy numbers' if max(load) > 0.5 * info['cores'] else 'quiet machine'}).",
            f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Runs: {info['runs']} timed after "
            f"{info['warmup']} warm-up calls (medians).", "",
            "### Per-face latency", "",

@@ -169,7 +169,14 @@ def run_pipeline(pipeline, frames, repeats: int):
     return np.median(times, axis=0), answers, extra
 
 
-def run_node(model: Path, frames, repeats: int, log_dir: Path, threads: int):
+def _ran_on(res: dict) -> str:
+    r = res.get("ran_on") or {}
+    if not r:
+        return "BlazeFace and ARCH-1 on ONNX Runtime"
+    return f"BlazeFace on {r['detector']} and ARCH-1 on {r['model']} ({r['model_file']})"
+
+
+def run_node(model: Path, frames, repeats: int, log_dir: Path, threads: int, backend: str):
     import signal
     import threading
 
@@ -197,7 +204,7 @@ def run_node(model: Path, frames, repeats: int, log_dir: Path, threads: int):
     pub = client.publisher(Image, "/bench/image", reliable=True, depth=10)
     node = rh.NodeProcess.start(env, log_dir, params=rh.node_params(model, qos_reliability="reliable", qos_depth=10,
                                                                      diagnostics_period=1.0, stale_timeout=60.0,
-                                                                     threads=threads),
+                                                                     threads=threads, backend=backend),
                                 remaps={"image": "/bench/image"})
     msgs = [numpy_to_image(f, "bgr8") for f in frames]
     times = np.full((repeats + 1, len(frames)), np.nan)
@@ -323,7 +330,8 @@ def markdown(res: dict) -> str:
     lines += [
         "",
         "What each side includes: *in-process* = `FacePipeline.process(bgr)` (BlazeFace detection, alignment, one "
-        f"batched ARCH-1 inference on ONNX Runtime, CPU, {res.get('threads', 'default')} intra-op thread(s), as the node); *fer_node over DDS* = publish a bgr8 `sensor_msgs/Image` "
+        f"batched ARCH-1 inference; backend `{res.get('backend', 'onnxruntime')}`, which ran "
+        f"{_ran_on(res)}; CPU, {res.get('threads', 'default')} intra-op thread(s), as the node); *fer_node over DDS* = publish a bgr8 `sensor_msgs/Image` "
         "→ node converts, runs the same pipeline, tracks, smooths, publishes `FaceEmotionArray` → received by the "
         f"benchmark (closed loop, one frame in flight; node-internal median {res['node_internal_p50_ms']} ms from its "
         f"/diagnostics; {res['node_lost']} frames unanswered); *fer* = `FER().detect_emotions(bgr)` with the library's "
@@ -381,6 +389,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--model", type=Path)
     p.add_argument("--model-note", default="", help="what --model is (recorded in the results)")
+    p.add_argument("--backend", default="auto",
+                   help="inference backend of detector + model, in-process and in the node (fer_node's default: auto)")
     p.add_argument("--threads", type=int, default=1,
                    help="intra-op threads of detector + model, in-process and in the node (fer_node's default: 1)")
     p.add_argument("--fer-threads", type=int, default=0,
@@ -441,16 +451,19 @@ def main(argv=None) -> int:
 
     def our_side(threads: int, log_dir: Path):
         print(f"[vs_fer] in-process pipeline ({threads} thread(s)) ...", flush=True)
-        pipeline = FacePipeline.from_options(model, backend="onnxruntime", detector="blazeface", max_faces=8,
+        pipeline = FacePipeline.from_options(model, backend=args.backend, detector="blazeface", max_faces=8,
                                              threads=threads or None)
+        ran_on.update(detector=pipeline.detector.backend, model=pipeline.backend.name,
+                      model_file=pipeline.backend.model_path.name)
         pipe_t, answers, pipe_extra = run_pipeline(pipeline, frames, args.repeats)
         del pipeline
         if args.skip_node:
             return pipe_t, answers, pipe_extra, np.full(len(frames), np.nan), {}, 0
         print(f"[vs_fer] fer_node over DDS ({threads} thread(s)) ...", flush=True)
-        node_t, internal, lost = run_node(model, frames, args.repeats, log_dir, threads)
+        node_t, internal, lost = run_node(model, frames, args.repeats, log_dir, threads, args.backend)
         return pipe_t, answers, pipe_extra, node_t, internal, lost
 
+    ran_on: dict = {}
     fer_res = fer_side(args.fer_threads)
     pipe_t, answers, pipe_extra, node_t, internal, lost = our_side(args.threads, args.log_dir / "main")
     fer_t = np.asarray(fer_res["per_frame_s"])
@@ -482,6 +495,7 @@ def main(argv=None) -> int:
         machine=f"{machine} at the start, {rh.machine_load()} at the end",
         training_running="fer-train" in machine,
         model=f"{model.name} ({what})", trained_model="random" not in what, repeats=args.repeats, threads=args.threads,
+        backend=args.backend, ran_on=ran_on,
         sets=[summary(n, bounds[k], bounds[k + 1]) for k, n in enumerate(names)],
         all=summary("all", 0, len(frames)), fer_init_s=fer_res["init_s"], fer_version=fer_res["version"],
         node_internal_p50_ms=internal.get("latency_p50_ms", "-"), node_lost=lost,

@@ -170,7 +170,7 @@ class BlazeFaceDetector:
     """BlazeFace short-range detector. ``detect(bgr) -> list[Detection]`` (best score first).
 
     Options: ``backend`` ('auto' | 'onnxruntime' | 'tensorrt' | 'tflite'; auto = TensorRT when
-    present else ONNX Runtime), ``threads``, ``precision`` (fp32/fp16 on TensorRT),
+    present, else LiteRT when installed, else ONNX Runtime), ``threads``, ``precision`` (fp32/fp16 on TensorRT),
     ``score_threshold`` (0.5), ``iou_threshold`` (0.3), ``tiles`` ((cols, rows) or None),
     ``tile_score_threshold`` (0.65: detections from tiles only, which see more false positives -
     hands, dark backgrounds - than the whole frame), ``tile_overlap`` (0.25),
@@ -211,7 +211,7 @@ class BlazeFaceDetector:
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
         self.interpolation = interpolation
-        concrete = resolve_backend_name(backend)
+        concrete = resolve_backend_name(backend, BLAZEFACE_TFLITE_PATH if model_path is None else model_path)
         path = Path(model_path) if model_path is not None else BLAZEFACE_ONNX_PATH
         if concrete == "tflite" and model_path is None:
             path = BLAZEFACE_TFLITE_PATH

@@ -43,6 +43,7 @@ KEYS: dict[str, str] = {
     "backend": "inference backend in use",
     "model": "expression model file in use",
     "detector": "face detector in use",
+    "detector_backend": "inference backend the detector runs on (BlazeFace only)",
     "bad_input_total": "images that could not be converted since start",
     "bad_input.<kind>": "the same by ImageConversionError kind (unsupported_encoding, truncated_data, bad_step, empty_image, corrupt_compressed, ...)",
     "backend_errors": "frames on which the backend or detector raised since start",

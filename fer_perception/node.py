@@ -89,6 +89,8 @@ def pipeline_info(pipeline: Any, options: dict) -> dict[str, str]:
         or options["model_path"] or "(shipped model)",
         "detector": getattr(detector, "name", None) or options["detector"],
     }
+    if isinstance(getattr(detector, "backend", None), str):  # BlazeFace runs on an inference backend too
+        info["detector_backend"] = detector.backend
     describe = getattr(backend, "describe", None)
     if callable(describe):
         try:
@@ -222,6 +224,7 @@ class FerCore:
         self.log.info(
             f"configured: backend {self.info['backend']}, model {self.info['model']}, "
             f"detector {self.info['detector']}"
+            + (f" on {self.info['detector_backend']}" if "detector_backend" in self.info else "")
         )
 
     def activate(self) -> None:

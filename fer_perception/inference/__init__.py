@@ -5,14 +5,17 @@
 
 Backends (``BACKEND_NAMES``):
 
-* ``onnxruntime`` - the default on CPU. Uses ONNX Runtime's TensorRT/CUDA execution providers when
-  the installed onnxruntime has them, else the CPU provider; ``threads`` = intra-op threads.
+* ``onnxruntime`` - ONNX Runtime. Uses its TensorRT/CUDA execution providers when the installed
+  onnxruntime has them, else the CPU provider; ``threads`` = intra-op threads.
 * ``tensorrt`` - native TensorRT: builds an engine from the ONNX file on first start (dynamic batch
   1..max_batch; fp32/fp16/int8 with an entropy calibrator) and caches it next to the ONNX file,
   keyed by TensorRT version + GPU + precision + ONNX hash (see :mod:`.tensorrt_runtime`).
-* ``tflite`` - LiteRT (ai-edge-litert), for ARM CPUs. Given an .onnx path it loads the sibling
-  ``<stem>.tflite`` (fp32), ``<stem>_fp16.tflite`` or ``<stem>_int8.tflite``.
-* ``auto`` - ``tensorrt`` when TensorRT, cuda-python and a GPU are present, else ``onnxruntime``.
+* ``tflite`` - LiteRT (ai-edge-litert, XNNPACK), the fastest CPU path measured (x86 and ARM). Given an
+  .onnx path it loads the sibling ``<stem>.tflite`` / ``<stem>_fp32.tflite``, ``<stem>_fp16.tflite``
+  or ``<stem>_int8.tflite``.
+* ``auto`` - ``tensorrt`` when TensorRT, cuda-python and a GPU are present; else ``tflite`` when
+  LiteRT is installed and the model has a .tflite sibling for the precision; else ``onnxruntime``
+  (see :func:`resolve_backend_name`).
 
 The model contract, checked at load: one input N x 48 x 48 x 1 float32 (grey pixels 0..255),
 one output N x 7 probabilities in :data:`fer_perception.labels.EMOTION_LABELS` order.
@@ -23,6 +26,8 @@ backend/precision). TensorFlow is never imported here.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -183,8 +188,14 @@ def available_backends() -> dict[str, str | None]:
     return status
 
 
-def resolve_backend_name(name: str) -> str:
-    """Map 'auto' to a concrete backend; raise BackendUnavailableError for unknown names."""
+def resolve_backend_name(name: str, model_path: str | os.PathLike | None = None, precision: str = "fp32") -> str:
+    """Map 'auto' to a concrete backend; raise BackendUnavailableError for unknown names.
+
+    ``auto``: TensorRT when it can run here; else LiteRT when it is installed and ``model_path``
+    (None = only check that LiteRT is installed) has a .tflite file for ``precision``, because on the
+    CPUs measured LiteRT/XNNPACK runs both the detector and ARCH-1 faster than ONNX Runtime
+    (docs/BENCHMARKS.md); else ONNX Runtime.
+    """
     if name not in BACKEND_NAMES:
         raise BackendUnavailableError(
             f"unknown inference backend {name!r}; valid names: {', '.join(BACKEND_NAMES)}"
@@ -193,7 +204,43 @@ def resolve_backend_name(name: str) -> str:
         return name
     from fer_perception.inference.tensorrt_runtime import tensorrt_status
 
-    return "tensorrt" if tensorrt_status() is None else "onnxruntime"
+    if tensorrt_status() is None:
+        return "tensorrt"
+    if _tflite_available() and (model_path is None or _has_tflite_variant(model_path, precision)):
+        return "tflite"
+    return "onnxruntime"
+
+
+def _tflite_available() -> bool:
+    from fer_perception.inference.runtimes import _tflite_interpreter_class
+
+    try:
+        _tflite_interpreter_class()
+        return True
+    except BackendUnavailableError:
+        return False
+
+
+def _has_tflite_variant(model_path: str | os.PathLike, precision: str) -> bool:
+    """True when ``model_path`` is a .tflite file, or an .onnx file whose LiteRT twin for ``precision``
+    comes from the same export: fer-export's sidecar ``<stem>.json`` lists the sha256 of every format,
+    and both files must match it, so a stale .tflite next to a retrained .onnx is never picked."""
+    path = Path(model_path)
+    if path.suffix == ".tflite":
+        return path.is_file()
+    if path.suffix != ".onnx" or not path.is_file():
+        return False  # a TensorRT .engine or anything else has no LiteRT twin
+    try:
+        twin = resolve_tflite_path(path, precision)
+        formats = json.loads(path.with_suffix(".json").read_text())["formats"]
+        return (formats["onnx"]["sha256"] == _sha256(path)
+                and formats[f"tflite-{precision}"]["sha256"] == _sha256(twin))
+    except (ModelLoadError, OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def create_runner(name: str, model_path, *, precision: str = "fp32", threads: int | None = None,
@@ -227,9 +274,10 @@ def create_backend(
 ) -> InferenceBackend:
     """Load the emotion model on backend ``name`` (see the module doc).
 
-    ``precision``: 'fp32' | 'fp16' | 'int8'. With ``auto`` on a machine without TensorRT, the
-    request falls back to onnxruntime fp32 (logged, and visible in ``describe()['requested']``);
-    asked for explicitly, a precision a backend cannot run raises BackendUnavailableError.
+    ``precision``: 'fp32' | 'fp16' | 'int8'. With ``auto`` on a machine without TensorRT, a
+    precision without a matching LiteRT file falls back to fp32 (logged, and visible in
+    ``describe()['requested']``); asked for explicitly, a precision a backend cannot run raises
+    BackendUnavailableError.
     ``max_batch``: TensorRT profile maximum (larger batches are split). ``calibration``: int8
     representative faces for TensorRT (array N x 48 x 48 [x 1] or an .npz path).
     ``providers`` / ``spinning``: ONNX Runtime only - execution providers to use (default: TensorRT,
@@ -237,22 +285,26 @@ def create_backend(
     :class:`~fer_perception.inference.runtimes.OrtRunner`).
     """
     check_precision(precision)
-    concrete = resolve_backend_name(name)
+    path = Path(model_path)
+    run_precision = precision
+    concrete = resolve_backend_name(name, path, precision)
+    if name == "auto" and concrete == "onnxruntime" and precision != "fp32" and _has_tflite_variant(path, "fp32") \
+            and _tflite_available():
+        concrete = "tflite"  # no file for the precision asked for: the fp32 LiteRT file beats ORT fp32
     if concrete == "tensorrt":
         from fer_perception.inference.tensorrt_runtime import tensorrt_status
 
         reason = tensorrt_status()
         if reason is not None:
             raise BackendUnavailableError(f"backend 'tensorrt' is not available here: {reason}")
-    path = Path(model_path)
     if concrete != "tflite":
         require_file(path)
-    run_precision = precision
-    if name == "auto" and concrete == "onnxruntime" and precision != "fp32":
-        trt_ep = "TensorrtExecutionProvider" in onnxruntime_providers()
-        if not trt_ep:
-            log.warning("backend auto: no TensorRT here, running onnxruntime fp32 instead of %s", precision)
-            run_precision = "fp32"
+    if name == "auto" and precision != "fp32" and (
+            (concrete == "tflite" and not _has_tflite_variant(path, precision))
+            or (concrete == "onnxruntime" and "TensorrtExecutionProvider" not in onnxruntime_providers())):
+        log.warning("backend auto: no TensorRT here and no %s file for %s, running %s fp32 instead",
+                    precision, path.name, concrete)
+        run_precision = "fp32"
     runner = create_runner(concrete, path, precision=run_precision, threads=threads, max_batch=max_batch,
                            calibration=calibration, cache_dir=cache_dir, providers=providers,
                            spinning=spinning)

@@ -66,7 +66,7 @@ def check(model_path: Path, backends: list[str], precision: str, out=print) -> i
     out("backends:")
     for name, reason in status.items():
         out(f"  {name:<12} {'available' if reason is None else 'unavailable: ' + reason}")
-    out(f"  auto         -> {resolve_backend_name('auto')}")
+    out(f"  auto         -> {resolve_backend_name('auto', model_path, precision)} (for {Path(model_path).name}, {precision})")
 
     image = _test_image()
     det_backends = [n for n, r in status.items() if r is None]

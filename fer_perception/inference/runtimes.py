@@ -2,7 +2,7 @@
 
 A runner knows nothing about faces. The emotion backends (:mod:`fer_perception.inference`) and the
 BlazeFace detector (:mod:`fer_perception.blazeface`) both run on these, so the detector uses the
-same runtimes (ONNX Runtime on CPU, TensorRT on a GPU, LiteRT on ARM) as the classifier.
+same runtimes (ONNX Runtime or LiteRT on a CPU, TensorRT on a GPU) as the classifier.
 
 Every runtime library is imported lazily, inside the runner that needs it: importing this module
 costs nothing and never fails because an optional runtime is absent.
@@ -10,7 +10,10 @@ costs nothing and never fails because an optional runtime is absent.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -198,6 +201,35 @@ class OrtRunner(Runner):
 # --------------------------------------------------------------------------------------------
 
 
+# LiteRT prints this once per process from C++ straight to fd 2; in a ROS node it is noise between
+# the log lines (and breaks "one clear line" start-up errors). No API turns it off.
+_LITERT_BANNER = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def _without_litert_banner():
+    """Capture native stderr while LiteRT starts; write back everything except its banner line."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (embedded, pytest capture): leave it
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            sink.seek(0)
+            kept = b"".join(line for line in sink.read().splitlines(keepends=True)
+                            if not line.startswith(_LITERT_BANNER))
+            if kept:
+                os.write(fd, kept)
+
+
 def _tflite_interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -224,8 +256,9 @@ class TfliteRunner(Runner):
         self.path = require_file(path)
         try:
             kwargs = {"num_threads": int(threads)} if threads else {}
-            self._interp = Interpreter(model_path=str(self.path), **kwargs)
-            self._interp.allocate_tensors()
+            with _without_litert_banner():
+                self._interp = Interpreter(model_path=str(self.path), **kwargs)
+                self._interp.allocate_tensors()
         except Exception as exc:
             raise ModelLoadError(f"LiteRT cannot load {self.path}: {exc}") from exc
         ins = self._interp.get_input_details()

@@ -95,17 +95,69 @@ def test_tflite_int8_close_to_keras(random_model):
     assert (p.argmax(1) == ref.argmax(1)).mean() >= 0.75
 
 
-def test_auto_is_onnxruntime_without_tensorrt(random_model):
-    be = create_backend("auto", random_model["onnx"])
-    assert be.name == ("tensorrt" if TRT_REASON is None else "onnxruntime")
+def _export_twins(random_model, tmp_path, *, tamper: str | None = None):
+    """Copy the random model's files as one fer-export would leave them: .onnx, LiteRT twins and the
+    sidecar listing each file's sha256 (``tamper``: a format whose recorded hash is made wrong)."""
+    import hashlib
+    import json
+    import shutil
+
+    files = {"onnx": tmp_path / "m.onnx", "tflite-fp32": tmp_path / "m_fp32.tflite",
+             "tflite-int8": tmp_path / "m_int8.tflite"}
+    shutil.copy(random_model["onnx"], files["onnx"])
+    shutil.copy(random_model["tflite"], files["tflite-fp32"])
+    shutil.copy(random_model["tflite_int8"], files["tflite-int8"])
+    formats = {k: {"sha256": hashlib.sha256(v.read_bytes()).hexdigest()} for k, v in files.items()}
+    if tamper:
+        formats[tamper]["sha256"] = "0" * 64
+    (tmp_path / "m.json").write_text(json.dumps({"formats": formats}))
+    return files
+
+
+def test_auto_without_tensorrt_prefers_the_litert_twin_of_the_same_export(random_model, tmp_path):
+    if TRT_REASON is None:
+        pytest.skip("TensorRT present: auto is tensorrt")
+    if available_backends()["tflite"] is not None:
+        pytest.skip("LiteRT not installed")
+    files = _export_twins(random_model, tmp_path)
+    be = create_backend("auto", files["onnx"])
     d = be.describe()
-    assert d["backend"] == be.name and d["labels"][0] == "angry" and d["requested"] == "auto/fp32"
+    assert be.name == "tflite" and be.model_path == files["tflite-fp32"]
+    assert d["labels"][0] == "angry" and d["requested"] == "auto/fp32"
+    assert np.abs(be.predict(random_model["faces"]) - random_model["probabilities"]).max() <= 1e-5
+    int8 = create_backend("auto", files["onnx"], precision="int8")
+    assert int8.name == "tflite" and int8.model_path == files["tflite-int8"] and int8.precision == "int8"
+    fp16 = create_backend("auto", files["onnx"], precision="fp16")  # no fp16 file: fp32 twin, logged
+    assert fp16.name == "tflite" and fp16.precision == "fp32" and fp16.describe()["requested"] == "auto/fp16"
+
+
+def test_auto_never_picks_a_stale_or_unlisted_tflite_file(random_model, tmp_path):
+    if TRT_REASON is None:
+        pytest.skip("TensorRT present: auto is tensorrt")
+    # The twin's hash does not match the sidecar (e.g. the .onnx was re-exported, the .tflite not).
+    stale = _export_twins(random_model, tmp_path, tamper="tflite-fp32")
+    assert create_backend("auto", stale["onnx"]).name == "onnxruntime"
+    # No sidecar at all (the random model's own folder): nothing proves the files belong together.
+    be = create_backend("auto", random_model["onnx"])
+    assert be.name == "onnxruntime" and be.describe()["requested"] == "auto/fp32"
+
+
+def test_auto_is_onnxruntime_when_litert_is_missing(random_model, tmp_path, monkeypatch):
+    if TRT_REASON is None:
+        pytest.skip("TensorRT present: auto is tensorrt")
+    import fer_perception.inference as inference
+
+    files = _export_twins(random_model, tmp_path)
+    monkeypatch.setattr(inference, "_tflite_available", lambda: False)
+    assert inference.resolve_backend_name("auto", files["onnx"]) == "onnxruntime"
+    assert create_backend("auto", files["onnx"]).name == "onnxruntime"
 
 
 def test_auto_fp16_falls_back_to_fp32_on_cpu(random_model):
     if TRT_REASON is None:
         pytest.skip("TensorRT present: auto runs fp16 for real")
     be = create_backend("auto", random_model["onnx"], precision="fp16")
+    assert be.name == "onnxruntime"
     assert be.precision == "fp32" and be.describe()["requested"] == "auto/fp16"
 
 
@@ -301,3 +353,24 @@ def test_blazeface_on_tensorrt_matches_onnxruntime(astronaut_bgr, blazeface):
 def test_onnxruntime_int8_points_elsewhere(random_model):
     with pytest.raises(BackendUnavailableError, match="'tensorrt' backend|tflite"):
         create_backend("onnxruntime", random_model["onnx"], precision="int8")
+
+
+def test_litert_start_up_banner_is_dropped_and_other_stderr_kept(random_model):
+    """LiteRT's C++ "Created TensorFlow Lite XNNPACK delegate" line must not reach the node's stderr;
+    anything else written to fd 2 meanwhile must still arrive (checked in a fresh process, since the
+    banner is printed once per process)."""
+    if available_backends()["tflite"] is not None:
+        pytest.skip("LiteRT not installed")
+    code = (
+        "import os, sys\n"
+        "from fer_perception.inference import runtimes\n"
+        "with runtimes._without_litert_banner():\n"
+        "    os.write(2, b'native line kept\\n' + runtimes._LITERT_BANNER + b'\\n')\n"
+        "runtimes.TfliteRunner(sys.argv[1])  # the real banner, printed by LiteRT itself\n"
+        "print('loaded', file=sys.stderr)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(random_model["tflite"])], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "XNNPACK delegate" not in r.stderr
+    assert r.stderr.splitlines()[-2:] == ["native line kept", "loaded"], r.stderr

@@ -341,8 +341,8 @@ def machine_load() -> str:
     import psutil
 
     la = os.getloadavg()
-    busy = []
-    for p in psutil.process_iter(["pid", "cmdline"]):
+    busy, paused = [], []
+    for p in psutil.process_iter(["pid", "cmdline", "status"]):
         try:
             argv = p.info["cmdline"] or []
         except Exception:
@@ -350,6 +350,7 @@ def machine_load() -> str:
         for arg in argv[:3]:
             name = os.path.basename(arg)
             if name in ("fer-train", "fer-export", "fer-evaluate", "fer-experiments"):
-                busy.append(name)
+                (paused if p.info.get("status") == psutil.STATUS_STOPPED else busy).append(name)
     extra = f"; running alongside: {', '.join(sorted(set(busy)))}" if busy else ""
+    extra += f"; paused (SIGSTOP) for the run: {', '.join(sorted(set(paused)))}" if paused else ""
     return f"load average {la[0]:.1f}/{la[1]:.1f}/{la[2]:.1f} on {os.cpu_count()} CPUs{extra}"

@@ -51,6 +51,20 @@ def test_tflite_variants_agree_with_onnx(backend):
     np.testing.assert_allclose(probs, reference, atol=1e-5)
 
 
+def test_auto_on_a_cpu_runs_the_shipped_litert_twin(backend):
+    """The sidecar's hashes tie the shipped .tflite files to the shipped .onnx, so `auto` (the node's
+    default) may run LiteRT on a CPU; what it loads must be the very same model."""
+    from fer_perception.inference import available_backends
+
+    status = available_backends()
+    if status["tensorrt"] is None or status["tflite"] is not None:
+        pytest.skip("auto is TensorRT here, or LiteRT is not installed")
+    auto = create_backend("auto", DEFAULT_MODEL_PATH)
+    assert auto.name == "tflite" and auto.model_path.name == "arch1_fer2013_fp32.tflite"
+    faces = np.random.default_rng(2).uniform(0, 255, size=(8, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(auto.predict(faces), backend.predict(faces), atol=1e-5)
+
+
 def test_public_test_accuracy_matches_model_card(backend, fer2013_npz):
     claimed = re.search(r"<!-- shipped-model public_test_accuracy: ([0-9.]+) -->", MODEL_CARD.read_text())
     assert claimed, "docs/MODEL_CARD.md must state the shipped model's PublicTest accuracy"
@@ -73,3 +87,21 @@ def test_recognises_a_smile_on_a_real_photo():
     faces = pipeline.process(bgr)
     assert len(faces) == 1
     assert EMOTION_LABELS[int(np.argmax(faces[0].probabilities))] == "happy"
+
+
+def test_node_defaults_run_detector_and_model_on_litert_on_a_cpu():
+    """fer_node's default parameters (config/fer.yaml) with the shipped files: on a CPU with LiteRT
+    both BlazeFace and ARCH-1 run on it (the fastest measured path, docs/BENCHMARKS.md)."""
+    pytest.importorskip("rclpy")
+    from fer_perception.inference import available_backends
+    from fer_perception.node import NODE_KEY, default_pipeline_factory, pipeline_info
+    from fer_perception.params import load_specs
+
+    status = available_backends()
+    if status["tensorrt"] is None or status["tflite"] is not None:
+        pytest.skip("auto is TensorRT here, or LiteRT is not installed")
+    options = {name: spec.default for name, spec in load_specs(NODE_KEY).items()}
+    assert options["backend"] == "auto" and options["model_path"] == ""
+    info = pipeline_info(default_pipeline_factory(options), options)
+    assert info["backend"] == "tflite" and info["detector_backend"] == "tflite"
+    assert str(info["model"]).endswith("arch1_fer2013_fp32.tflite")

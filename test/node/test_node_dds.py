@@ -338,7 +338,7 @@ def test_lifecycle_and_compressed_transport(ros_env, procs, observer, random_onn
     time.sleep(0.3)
     assert len(find_faces(observer, faces, send(jpeg)).faces) == 2
     v = status_values(observer.latest_status(diags))
-    assert v["backend"] == "onnxruntime" and v["detector"] == "blazeface"
+    assert v["backend"] == "onnxruntime" and v["detector"] == "blazeface" and v["detector_backend"] == "onnxruntime"
 
     assert_clean_exit(node, signal.SIGTERM)
 
