@@ -22,8 +22,6 @@ import os
 import platform
 import random
 import shlex
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,78 +39,8 @@ END = "<!-- END end_to_end -->"
 WIDTH, HEIGHT = 640, 480
 
 
-# --- synthetic frames ------------------------------------------------------------------------------
-
-def _face_crops() -> list[np.ndarray]:
-    """Face crops (with some context) from real photos, largest first per photo."""
-    from fer_perception.detection import create_detector
-
-    det = create_detector("blazeface", backend="onnxruntime")
-    photos = [SHARED / "media" / "obama.jpg", SHARED / "media" / "two_people.jpg"]
-    images = [cv2.imread(str(p)) for p in photos if p.is_file()]
-    if not images:
-        from skimage import data
-
-        images = [cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)]
-    crops = []
-    for img in images:
-        for d in sorted(det.detect(img), key=lambda d: -d.area):
-            x, y, w, h = d.box
-            cx, cy, side = x + w / 2, y + h / 2, 1.7 * max(w, h)
-            x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-            x1, y1 = int(min(img.shape[1], cx + side / 2)), int(min(img.shape[0], cy + side / 2))
-            crops.append(img[y0:y1, x0:x1].copy())
-    return crops
-
-
-def compose_frame(n_faces: int, crops: list[np.ndarray]) -> np.ndarray:
-    """640x480 BGR: vertical grey-blue gradient with ``n_faces`` pasted faces (~150-190 px crops)."""
-    ramp = np.linspace(70, 170, HEIGHT, dtype=np.float32)[:, None]
-    frame = np.dstack([np.repeat(ramp + 20, WIDTH, 1), np.repeat(ramp, WIDTH, 1), np.repeat(ramp - 20, WIDTH, 1)])
-    frame = np.clip(frame, 0, 255).astype(np.uint8)
-    size = 190 if n_faces == 1 else 170
-    slots = [(WIDTH // 2, HEIGHT // 2)] if n_faces == 1 else [
-        (int(WIDTH * (k + 0.5) / n_faces), HEIGHT // 2 + (30 if k % 2 else -30)) for k in range(n_faces)]
-    for k, (cx, cy) in enumerate(slots):
-        crop = cv2.resize(crops[k % len(crops)], (size, size), interpolation=cv2.INTER_AREA)
-        x0, y0 = cx - size // 2, cy - size // 2
-        frame[y0:y0 + size, x0:x0 + size] = crop
-    return frame
-
-
-# --- processes -----------------------------------------------------------------------------------
-
-class Proc:
-    def __init__(self, args: list[str], env: dict, log: Path) -> None:
-        self.log = log
-        self._f = open(log, "w")
-        self.p = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=self._f, stderr=subprocess.STDOUT,
-                                  cwd=str(REPO))
-
-    def text(self) -> str:
-        self._f.flush()
-        return self.log.read_text(errors="replace")
-
-    def wait_for(self, needle: str, timeout: float) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if needle in self.text():
-                return
-            if self.p.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"{needle!r} not seen (exit {self.p.poll()}):\n{self.text()[-2000:]}")
-
-    def stop(self) -> int:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGINT)
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self._f.close()
-        return self.p.returncode
+sys.path.insert(0, str(REPO / "test"))
+import rosharness as rh  # noqa: E402  (frames, processes, machine load)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -171,24 +99,24 @@ def run_case(n_faces: int, frame_png: Path, args, env: dict, workdir: Path) -> d
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
-    fer = Proc(node_args, env, workdir / f"fer_node_{n_faces}.log")
+    fer = rh.LoggedProcess(node_args[0], node_args[1:], env, workdir / f"fer_node_{n_faces}.log")
     cam = None
     try:
-        fer.wait_for("active:", 60)
-        cam = Proc(cam_args, env, workdir / f"fer_camera_{n_faces}.log")
-        cam.wait_for("publishing", 30)
+        fer.wait_for_output("active:", 60)
+        cam = rh.LoggedProcess(cam_args[0], cam_args[1:], env, workdir / f"fer_camera_{n_faces}.log")
+        cam.wait_for_output("publishing", 30)
         end = time.monotonic() + args.warmup
         while time.monotonic() < end:
             ex.spin_once(timeout_sec=0.05)
         start_status = dict(status[0] or {})
         measuring[0] = True
-        t0, c0, cc0 = time.monotonic(), cpu_seconds(fer.p.pid), cpu_seconds(cam.p.pid)
+        t0, c0, cc0 = time.monotonic(), cpu_seconds(fer.popen.pid), cpu_seconds(cam.popen.pid)
         sys0 = psutil.cpu_times()
         end = t0 + args.duration
         while time.monotonic() < end:
             ex.spin_once(timeout_sec=0.05)
         measuring[0] = False
-        t1, c1, cc1 = time.monotonic(), cpu_seconds(fer.p.pid), cpu_seconds(cam.p.pid)
+        t1, c1, cc1 = time.monotonic(), cpu_seconds(fer.popen.pid), cpu_seconds(cam.popen.pid)
         sys1 = psutil.cpu_times()
         end = time.monotonic() + 1.2  # one more diagnostics status
         while time.monotonic() < end:
@@ -203,7 +131,7 @@ def run_case(n_faces: int, frame_png: Path, args, env: dict, workdir: Path) -> d
     with lock:
         data = np.array(samples, dtype=np.int64).reshape(-1, 3)
     if len(data) == 0:
-        raise RuntimeError(f"no FaceEmotionArray received; node log:\n{fer.text()[-2000:]}")
+        raise RuntimeError(f"no FaceEmotionArray received; node log:\n{fer.output()[-2000:]}")
     lat_ms = (data[:, 0] - data[:, 1]) / 1e6
     wall = t1 - t0
     processed = int(end_status.get("frames_processed", 0)) - int(start_status.get("frames_processed", 0))
@@ -245,11 +173,9 @@ def machine() -> dict:
         pass
     import onnxruntime
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test" / "hardening"))
-    import rosharness
 
     return {"cpu": cpu, "cores": os.cpu_count(), "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
-            "load_note": rosharness.machine_load(),
+            "load_note": rh.machine_load(),
             "python": platform.python_version(), "onnxruntime": onnxruntime.__version__}
 
 
@@ -366,14 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
     ensure_fastdds_profile()
     info = machine()
-    crops = _face_crops()
+    crops = rh.face_crops()
     results = []
     with tempfile.TemporaryDirectory(prefix="fer_e2e_") as tmp:
         workdir = Path(tmp)
         env["ROS_LOG_DIR"] = str(workdir / "ros_log")
         for n in args.faces:
             png = workdir / f"frame_{n}.png"
-            cv2.imwrite(str(png), compose_frame(n, crops))
+            cv2.imwrite(str(png), rh.compose_frame(n, crops, WIDTH, HEIGHT))
             r = run_case(n, png, args, env, workdir)
             results.append(r)
             print(json.dumps(r), flush=True)

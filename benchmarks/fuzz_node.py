@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "test" / "hardening"))
+sys.path[:0] = [str(REPO / "test"), str(REPO / "test" / "hardening")]  # rosharness, hostile
 
 import hostile  # noqa: E402
 import rosharness as rh  # noqa: E402

@@ -39,7 +39,8 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "test")]
+import rosharness as rh  # noqa: E402  (synthetic frames)
 SHARED = Path(os.environ.get("FER_SHARED_DIR", REPO.parent / "shared"))
 DOC = REPO / "docs" / "BENCHMARKS.md"
 HEADING = "## Inference and per-frame pipeline"
@@ -163,45 +164,11 @@ def per_face(onnx_path: Path, configs, runs: int, warmup: int) -> list[dict]:
 # ------------------------------------------------------------------------------------------ frames
 
 
-def face_crops() -> list[np.ndarray]:
-    """Face regions (1.7 x the BlazeFace box) from real photos, largest first per photo."""
-    from fer_perception.detection import create_detector
-
-    det = create_detector("blazeface", backend="onnxruntime")
-    images = [cv2.imread(str(SHARED / "media" / n)) for n in ("obama.jpg", "two_people.jpg")]
-    images = [im for im in images if im is not None]
-    from skimage import data
-
-    images.append(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
-    crops = []
-    for img in images:
-        for d in sorted(det.detect(img), key=lambda d: -d.area):
-            x, y, w, h = d.box
-            cx, cy, side = x + w / 2, y + h / 2, 1.7 * max(w, h)
-            x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-            x1, y1 = int(min(img.shape[1], cx + side / 2)), int(min(img.shape[0], cy + side / 2))
-            crops.append(img[y0:y1, x0:x1].copy())
-    return crops
-
-
-def compose_frame(n_faces: int, crops: list[np.ndarray]) -> np.ndarray:
-    ramp = np.linspace(70, 170, HEIGHT, dtype=np.float32)[:, None]
-    frame = np.dstack([np.repeat(ramp + 20, WIDTH, 1), np.repeat(ramp, WIDTH, 1), np.repeat(ramp - 20, WIDTH, 1)])
-    frame = np.clip(frame, 0, 255).astype(np.uint8)
-    size = 190 if n_faces == 1 else 170
-    slots = [(WIDTH // 2, HEIGHT // 2)] if n_faces == 1 else [
-        (int(WIDTH * (k + 0.5) / n_faces), HEIGHT // 2 + (30 if k % 2 else -30)) for k in range(n_faces)]
-    for k, (cx, cy) in enumerate(slots):
-        crop = cv2.resize(crops[k % len(crops)], (size, size), interpolation=cv2.INTER_AREA)
-        frame[cy - size // 2: cy - size // 2 + size, cx - size // 2: cx - size // 2 + size] = crop
-    return frame
-
-
 def frames(onnx_path: Path, threads_list: list[int], runs: int, warmup: int, haar_runs: int,
            int8_path: Path | None = None) -> list[dict]:
     from fer_perception.pipeline import FacePipeline
 
-    crops = face_crops()
+    crops = rh.face_crops()
     rows = []
     # ONNX Runtime and LiteRT fp32 (what `auto` picks on a CPU with LiteRT), then LiteRT int8.
     cases = [("blazeface", t, (1, 3), runs, warmup, onnx_path, "onnxruntime", "fp32") for t in threads_list]
@@ -216,7 +183,7 @@ def frames(onnx_path: Path, threads_list: list[int], runs: int, warmup: int, haa
                                          precision=precision)
         cv2.setNumThreads(threads if detector == "haar" else cv_threads)
         for n in counts:
-            frame = compose_frame(n, crops)
+            frame = rh.compose_frame(n, crops, WIDTH, HEIGHT)
             found = len(pipe.process(frame))
             if found != n:
                 raise SystemExit(f"synthetic frame with {n} faces: the pipeline found {found}")

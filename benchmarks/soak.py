@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "test" / "hardening"))
+sys.path.insert(0, str(REPO / "test"))  # rosharness
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rosharness as rh  # noqa: E402

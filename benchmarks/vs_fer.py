@@ -413,7 +413,7 @@ def main(argv=None) -> int:
             update_doc(text)
         return 0
 
-    sys.path.insert(0, str(REPO / "test" / "hardening"))
+    sys.path.insert(0, str(REPO / "test"))  # rosharness
     import rosharness as rh
     from fer_perception.detection import create_detector
     from fer_perception.labels import EMOTION_LABELS

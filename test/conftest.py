@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(Path(__file__).resolve().parent) not in sys.path:  # test helpers (rosharness) for every folder
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 SHARED_DIR = Path(os.environ.get("FER_SHARED_DIR", REPO_ROOT.parent / "shared"))
 FASTDDS_PROFILE = REPO_ROOT / "config" / "fastdds_shm.xml"
 

@@ -79,6 +79,23 @@ def cell_command(cell: dict, out_dir: Path, k: int, extra: list[str]) -> list[st
             *_split_args(cell["dataset"], cell["path"], cell["fold"], k), "--run-dir", str(run_dir), *extra]
 
 
+def run_conditions() -> dict:
+    """What the training time of a cell depends on: cores, TensorFlow's intra-op threads, and how many
+    other training processes shared the machine when the cell started."""
+    others = 0
+    try:
+        import psutil
+
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            argv = proc.info.get("cmdline") or []
+            if proc.info["pid"] != os.getpid() and any(os.path.basename(a) == "fer-train" for a in argv[:3]):
+                others += 1
+    except Exception:  # psutil missing or a process vanished: the count is informative only
+        others = -1
+    return dict(cpus=os.cpu_count(), intra_op_threads=os.environ.get("TF_NUM_INTRAOP_THREADS") or "default",
+                other_training_processes=others)
+
+
 def run_cell(cell: dict, out_dir: Path, k: int, extra: list[str], log=print) -> dict | None:
     cells_dir = out_dir / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +110,7 @@ def run_cell(cell: dict, out_dir: Path, k: int, extra: list[str], log=print) -> 
         else [sys.executable, "-m", "fer_training.train"]
     argv = exe + (["--run-dir", str(run_dir), "--resume"] if resume else cmd[1:])
     log(f"[{cell['name']}] {'resuming' if resume else 'training'}: {shlex.join(cmd)}", flush=True)
+    conditions = run_conditions()
     t0 = time.time()
     rc = subprocess.call(argv)
     if rc != 0 or not (run_dir / "results.json").exists():
@@ -100,7 +118,7 @@ def run_cell(cell: dict, out_dir: Path, k: int, extra: list[str], log=print) -> 
         return None
     res = json.loads((run_dir / "results.json").read_text())
     res.update(cell=cell["name"], dataset=cell["dataset"], arch=cell["arch"], fold=cell["fold"],
-               command=shlex.join(cmd), wall_seconds=round(time.time() - t0, 1))
+               command=shlex.join(cmd), wall_seconds=round(time.time() - t0, 1), conditions=conditions)
     result_path.write_text(json.dumps(res, indent=2))
     return res
 
@@ -121,6 +139,7 @@ def aggregate(results: list[dict]) -> dict[tuple[str, str], dict]:
             params=rs[0].get("params"), train_seconds=float(sum(r.get("train_seconds", 0) for r in rs)),
             epochs=[r.get("epochs_run") for r in rs], best_epochs=[r.get("best_epoch") for r in rs],
             commands=[r.get("command", "") for r in rs], cells=[r["cell"] for r in rs],
+            folds=[r.get("fold") for r in rs], by_fold={r.get("fold"): r["val_accuracy"] for r in rs},
         )
     return out
 
@@ -157,6 +176,42 @@ def plot_figure(agg: dict, path: Path) -> Path:
     return path
 
 
+def paired_comparison(agg: dict) -> list[str]:
+    """Fold-wise data sets whose architectures have not all finished the same folds: compare them on
+    the folds they share, so a partial grid never ranks architectures on different faces."""
+    lines = []
+    for d in sorted({d for d, _ in agg}):
+        groups = {a: g for (dd, a), g in agg.items() if dd == d}
+        fold_sets = [set(g["by_fold"]) for g in groups.values()]
+        if len(groups) < 2 or None in fold_sets[0] or all(f == fold_sets[0] for f in fold_sets):
+            continue
+        common = sorted(set.intersection(*fold_sets))
+        if not common:
+            lines += ["", f"{d}: the architectures share no finished fold yet, so they cannot be compared."]
+            continue
+        means = ", ".join(f"{a} {100 * np.mean([g['by_fold'][f] for f in common]):.2f} %"
+                          for a, g in sorted(groups.items()))
+        lines += ["", f"{d}, compared on the {len(common)} fold(s) every architecture has finished "
+                      f"({','.join(map(str, common))}): {means}."]
+    return lines
+
+
+def conditions_summary(results: list[dict]) -> list[str]:
+    seen: dict[str, list[str]] = {}
+    for r in results:
+        c = r.get("conditions")
+        key = ("not recorded" if not c else
+               f"{c['cpus']} CPUs, TensorFlow intra-op threads {c['intra_op_threads']}, "
+               f"{c['other_training_processes']} other training process(es) running at the start")
+        seen.setdefault(key, []).append(r["cell"])
+    if not seen:
+        return []
+    lines = ["", "Training times depend on what shared the machine (no GPU; cells often ran two at a time):", ""]
+    for key, cells in sorted(seen.items()):
+        lines.append(f"- {key}: {len(cells)} cell(s)")
+    return lines
+
+
 def write_report(out_dir: Path, md_path: Path, fig_path: Path, planned: list[dict] | None = None) -> str:
     results = load_cells(out_dir)
     agg = aggregate(results)
@@ -168,7 +223,11 @@ def write_report(out_dir: Path, md_path: Path, fig_path: Path, planned: list[dic
         "Protocol: see docs/training.md. FER2013 = Training (28,709) / PublicTest (3,589), best epoch selected on "
         "PublicTest; CK+ = subject-independent 10-fold cross-validation, mean +- std over the folds run. "
         "The paper augmented before splitting (its validation images are augmented copies of training images) "
-        "and split CK+ at random, so its figures are not directly comparable.",
+        "and split CK+ at random, so its figures are not directly comparable: both inflate its numbers, "
+        "the random CK+ split most (the same person's neutral-to-apex frames land on both sides).",
+        "Model selection: as in the paper, each cell reports the accuracy of its best epoch on the held-out "
+        "images that also chose that epoch and stopped training (PublicTest; the held-out CK+ fold), which is "
+        "optimistic by a point or so; FER2013 PrivateTest, measured outside this project, is the unbiased figure.",
         "",
         "| data set | arch | accuracy | folds | params | training time | epochs (best) |",
         "|---|---|---|---|---|---|---|",
@@ -178,8 +237,11 @@ def write_report(out_dir: Path, md_path: Path, fig_path: Path, planned: list[dic
         paper = PAPER_ACCURACY.get((d, a))
         if paper:
             acc += f" (paper {100 * paper:.1f} %)"
-        lines.append(f"| {d} | {a} | {acc} | {g['n']} | {g['params']:,} | {g['train_seconds'] / 60:.1f} min | "
+        folds = "all" if g["folds"] == [None] else f"{g['n']}: " + ",".join(str(f) for f in sorted(g["folds"]))
+        lines.append(f"| {d} | {a} | {acc} | {folds} | {g['params']:,} | {g['train_seconds'] / 60:.1f} min | "
                      + ", ".join(f"{e} ({b})" for e, b in zip(g["epochs"], g["best_epochs"])) + " |")
+    lines += paired_comparison(agg)
+    lines += conditions_summary(results)
     if planned:
         done = {r["cell"] for r in results}
         missing = [c["name"] for c in planned if c["name"] not in done]

@@ -70,26 +70,33 @@ def normalise_arch_name(name: str) -> str:
     return key
 
 
+# Where an L2 penalty goes: "classifier" = the layer that produces the logits (the classifier
+# convolution of ARCH-1/3, the 512 -> k dense of ARCH-2/4); "head" = every classification-head kernel
+# (for ARCH-2/4 also the two hidden 512-unit dense layers); "all" = every kernel; "none".
+L2_SCOPES = ("classifier", "head", "all", "none")
+
+
 class _Builder:
     """Creates layers with the regulariser policy of one model."""
 
     def __init__(self, l2: float, l2_scope: str):
         if l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {l2}")
-        if l2_scope not in ("head", "all", "none"):
-            raise ValueError(f"l2_scope must be 'head', 'all' or 'none', got {l2_scope!r}")
+        if l2_scope not in L2_SCOPES:
+            raise ValueError(f"l2_scope must be one of {', '.join(L2_SCOPES)}, got {l2_scope!r}")
         self.l2 = float(l2)
         self.l2_scope = l2_scope
 
-    def _reg(self, head: bool):
-        if self.l2 <= 0 or self.l2_scope == "none" or (self.l2_scope == "head" and not head):
+    def _reg(self, head: bool, classifier: bool = False):
+        if self.l2 <= 0 or self.l2_scope == "none" or (self.l2_scope == "head" and not head) or (
+                self.l2_scope == "classifier" and not classifier):
             return None
         return keras.regularizers.L2(self.l2)
 
     def conv(self, filters, kernel=3, *, strides=1, use_bias=False, name=None, head=False):
         return layers.Conv2D(
             filters, kernel, strides=strides, padding="same", use_bias=use_bias,
-            kernel_initializer="he_normal", kernel_regularizer=self._reg(head), name=name,
+            kernel_initializer="he_normal", kernel_regularizer=self._reg(head, classifier=head), name=name,
         )
 
     def sepconv(self, filters, *, name=None):
@@ -100,9 +107,9 @@ class _Builder:
             depthwise_regularizer=reg, pointwise_regularizer=reg, name=name,
         )
 
-    def dense(self, units, *, activation=None, name=None):
+    def dense(self, units, *, activation=None, name=None, classifier=False):
         return layers.Dense(units, activation=activation, kernel_initializer="he_normal",
-                            kernel_regularizer=self._reg(True), name=name)
+                            kernel_regularizer=self._reg(True, classifier), name=name)
 
 
 def _bn(name):
@@ -194,7 +201,7 @@ def _dense_head(x, b: _Builder, num_classes: int, dropout: float, pool_name: str
     x = b.dense(512, activation="relu", name="dense_1")(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name="dropout_1")(x)
-    return b.dense(num_classes, name=LOGITS_NAME)(x)
+    return b.dense(num_classes, name=LOGITS_NAME, classifier=True)(x)
 
 
 def _logits(arch: str, x, b: _Builder, num_classes: int, dropout: float):

@@ -111,7 +111,7 @@ def profile_defaults(profile: str, n_train: int | None = None) -> dict:
             epochs=200, batch_size=10 if (n_train is not None and n_train < SMALL_DATA_IMAGES) else 256,
             optimizer="adam", lr=0.01, weight_decay=0.0, schedule="plateau", warmup_epochs=0,
             plateau_factor=0.1, plateau_patience=5, early_stopping_patience=15,
-            l2=0.2, l2_scope="head", dropout=0.5, label_smoothing=0.0, class_weighting=False,
+            l2=0.2, l2_scope="classifier", dropout=0.5, label_smoothing=0.0, class_weighting=False,
             augment=AugmentConfig(rotation=20, shift=0.1, zoom=0.1, flip=True),
             select_metric="val_accuracy", tta_eval=False,
         )

@@ -1,6 +1,7 @@
 """Running fer_node / fer_camera as real processes and talking to them over DDS.
 
-Shared by test/hardening (CI-sized fault tests) and benchmarks/fuzz_node.py, soak.py, vs_fer.py.
+Shared by test/node and test/hardening (test/conftest.py puts test/ on sys.path) and by
+benchmarks/end_to_end.py, fuzz_node.py, soak.py and vs_fer.py.
 Every wait is bounded; every process started here is stopped (SIGINT, then SIGKILL) by whoever
 started it, by its own pid.
 
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+REPO = HERE.parent
 SHARED_DIR = Path(os.environ.get("FER_SHARED_DIR", REPO.parent / "shared"))
 MEDIA = SHARED_DIR / "media"
 FASTDDS_PROFILE = REPO / "config" / "fastdds_shm.xml"
@@ -63,7 +64,7 @@ def isolated_env(log_dir: Path, domain_id: int | None = None) -> dict[str, str]:
 
 
 def _random_model_key() -> str:
-    """The cache key test/node/conftest.py uses, so both share one cached random model."""
+    """Changes whenever the code that makes the model changes."""
     h = hashlib.sha256()
     for p in (MAKE_MODEL, REPO / "training/fer_training/models.py", REPO / "training/fer_training/export.py"):
         if p.exists():
@@ -99,7 +100,42 @@ def default_model(cache_dir: Path | None = None) -> tuple[Path, str]:
 # --- processes ---------------------------------------------------------------------------------------
 
 
-class NodeProcess:
+class ManagedProcess:
+    """A child process whose output is read back from files; every wait is bounded."""
+
+    popen: subprocess.Popen
+    kill_wait = 10.0
+
+    def output(self) -> str:
+        raise NotImplementedError
+
+    def wait_for_output(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return
+            if self.popen.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not in the output within {timeout} s (rc={self.popen.poll()}):\n"
+                             + self.output()[-4000:])
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
+        """Send ``sig`` (if it still runs), wait ``timeout`` s, then SIGKILL. Returns the exit status."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=self.kill_wait)
+        return self.popen.returncode
+
+
+class NodeProcess(ManagedProcess):
     """``python -m <module>`` (fer_perception.node by default) with its stdout and stderr in files."""
 
     def __init__(self, popen: subprocess.Popen, out_path: Path, err_path: Path) -> None:
@@ -137,34 +173,32 @@ class NodeProcess:
     def output(self) -> str:
         return self.stdout() + self.stderr()
 
-    def wait_for_output(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.output():
-                return
-            if self.popen.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not in the output within {timeout} s (rc={self.popen.poll()}):\n"
-                             + self.output()[-4000:])
-
-    def wait(self, timeout: float) -> int:
-        return self.popen.wait(timeout=timeout)
-
     def send_signal(self, sig: int) -> None:
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
 
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
-        """Send ``sig``, wait ``timeout`` s, then SIGKILL. Returns the exit status."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
-        return self.popen.returncode
+
+class LoggedProcess(ManagedProcess):
+    """``python -m <module> <args>`` with stdout and stderr in one log file."""
+
+    kill_wait = 5.0
+
+    def __init__(self, module: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = Path(log_path)
+        self._log = open(self.log_path, "w")
+        self.popen = subprocess.Popen([sys.executable, "-m", module, *args], env=env, stdout=self._log,
+                                      stderr=subprocess.STDOUT, cwd=str(REPO))
+
+    def output(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
+        rc = super().stop(sig, timeout)
+        if not self._log.closed:
+            self._log.close()
+        return rc
 
 
 def node_params(model: Path, **overrides: Any) -> dict[str, Any]:
@@ -199,7 +233,7 @@ class RosClient:
         try:
             while self.ctx.ok():
                 self.executor.spin_once(timeout_sec=0.05)
-        except Exception:
+        except Exception:  # ExternalShutdownException or a context torn down by close()
             pass
 
     @staticmethod
@@ -213,14 +247,15 @@ class RosClient:
         return self.node.create_publisher(msg_type, topic, self.qos(reliable, depth))
 
     def collect(self, msg_type: Any, topic: str, qos: Any = 100,
-                callback: Callable[[Any], None] | None = None) -> list:
-        """Messages on ``topic`` as (monotonic receive time, msg), appended under self.lock."""
+                callback: Callable[[Any], None] | None = None, stamped: bool = True) -> list:
+        """Messages on ``topic``, appended under self.lock: (monotonic receive time, msg) pairs, or
+        just the messages with ``stamped=False``."""
         out: list = []
 
         def cb(msg):
             now = time.monotonic()
             with self.lock:
-                out.append((now, msg))
+                out.append((now, msg) if stamped else msg)
             if callback is not None:
                 callback(msg)
 
@@ -306,6 +341,48 @@ def fit_640x480(bgr):
     y0, x0 = (480 - nh) // 2, (640 - nw) // 2
     out[y0:y0 + nh, x0:x0 + nw] = small
     return out
+
+
+def face_crops() -> list:
+    """Face regions (1.7 x the BlazeFace box) of the shared photos, largest first per photo (the
+    skimage astronaut when ../shared is absent): what the synthetic benchmark frames are made of."""
+    import cv2
+
+    from fer_perception.detection import create_detector
+
+    det = create_detector("blazeface", backend="onnxruntime")
+    images = [img for img in (cv2.imread(str(MEDIA / n)) for n in ("obama.jpg", "two_people.jpg")) if img is not None]
+    if not images:
+        from skimage import data
+
+        images = [cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)]
+    crops = []
+    for img in images:
+        for d in sorted(det.detect(img), key=lambda d: -d.area):
+            x, y, w, h = d.box
+            cx, cy, side = x + w / 2, y + h / 2, 1.7 * max(w, h)
+            x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+            x1, y1 = int(min(img.shape[1], cx + side / 2)), int(min(img.shape[0], cy + side / 2))
+            crops.append(img[y0:y1, x0:x1].copy())
+    return crops
+
+
+def compose_frame(n_faces: int, crops: list, width: int = 640, height: int = 480):
+    """BGR frame: vertical grey-blue gradient with ``n_faces`` pasted crops (190 px for one face,
+    170 px each for several)."""
+    import cv2
+    import numpy as np
+
+    ramp = np.linspace(70, 170, height, dtype=np.float32)[:, None]
+    frame = np.dstack([np.repeat(ramp + 20, width, 1), np.repeat(ramp, width, 1), np.repeat(ramp - 20, width, 1)])
+    frame = np.clip(frame, 0, 255).astype(np.uint8)
+    size = 190 if n_faces == 1 else 170
+    slots = [(width // 2, height // 2)] if n_faces == 1 else [
+        (int(width * (k + 0.5) / n_faces), height // 2 + (30 if k % 2 else -30)) for k in range(n_faces)]
+    for k, (cx, cy) in enumerate(slots):
+        crop = cv2.resize(crops[k % len(crops)], (size, size), interpolation=cv2.INTER_AREA)
+        frame[cy - size // 2: cy - size // 2 + size, cx - size // 2: cx - size // 2 + size] = crop
+    return frame
 
 
 # --- documents -----------------------------------------------------------------------------------------
