@@ -30,3 +30,50 @@ def test_run_one_cell_then_skip_it(tiny_ck_npz, tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 0
     assert "skipping" in capsys.readouterr().out
+
+
+def test_arch_lr_variant_cells_are_named_and_commanded_apart(tiny_ck_npz, tmp_path):
+    from fer_training.experiments import cell_command
+
+    cells = plan_cells({"ck": str(tiny_ck_npz)}, ["arch1", "arch2"], "0", 5, {"arch2": 0.001})
+    by_arch = {c["arch"]: c for c in cells}
+    assert by_arch["arch1"]["name"] == "ck__arch1__fold0" and by_arch["arch1"]["lr"] is None
+    assert by_arch["arch2"]["name"] == "ck__arch2-lr0.001__fold0"
+    cmd = cell_command(by_arch["arch2"], tmp_path, 5, [])
+    assert cmd[cmd.index("--lr") + 1] == "0.001" and cmd[cmd.index("--arch") + 1] == "arch2"
+    assert "--lr" not in cell_command(by_arch["arch1"], tmp_path, 5, [])
+
+
+def test_bad_arch_lr_is_a_usage_error(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--out-dir", str(tmp_path), "--arch-lr", "arch2=fast", "--dry-run"])
+    assert exc.value.code == 2 and "--arch-lr wants ARCH=LR" in capsys.readouterr().err
+
+
+def _cell(out, dataset, label, fold, acc, arch=None):
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"{dataset}__{label}__fold{fold}"
+    (out / f"{name}.json").write_text(json.dumps(dict(
+        cell=name, dataset=dataset, arch=arch or label, label=label, fold=fold, val_accuracy=acc, params=10,
+        train_seconds=60, epochs_run=5, best_epoch=3, command=f"fer-train {name}",
+        conditions=dict(cpus=2, intra_op_threads="1", other_training_processes=1))))
+
+
+def test_report_compares_architectures_on_the_folds_they_share(tmp_path):
+    from fer_training.experiments import write_report
+
+    cells = tmp_path / "exp" / "cells"
+    for fold, acc in ((0, 0.90), (1, 0.80), (2, 0.70)):
+        _cell(cells, "ck", "arch1", fold, acc)
+    _cell(cells, "ck", "arch2-lr0.001", 1, 0.60, arch="arch2")
+    text = write_report(tmp_path / "exp", tmp_path / "results.md", tmp_path / "fig.png")
+    assert "| ck | arch1 | 80.00 % +- 8.16 | 3: 0,1,2 |" in text
+    assert "| ck | arch2-lr0.001 | 60.00 % | 1: 1 |" in text
+    # the fair comparison uses fold 1 only: arch1 80 %, not its 3-fold mean
+    assert "compared on the 1 fold(s) every architecture has finished (1): arch1 80.00 %, arch2-lr0.001 60.00 %" in text
+    assert "`arch2-lr0.001` = the paper recipe with initial Adam learning rate 0.001" in text
+    assert "2 CPUs, TensorFlow intra-op threads 1, 1 other training process(es)" in text
+    assert "held-out images that also chose that epoch" in text
+    assert (tmp_path / "fig.png").stat().st_size > 1000

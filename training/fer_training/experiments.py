@@ -52,7 +52,14 @@ def _split_args(dataset: str, path: str, fold, k: int) -> list[str]:
     return ["--split", "subject", "--fold", str(fold), "--folds", str(k)]
 
 
-def plan_cells(datasets: dict[str, str], archs, folds_arg: str | None, k: int) -> list[dict]:
+def arch_label(arch: str, lr: float | None) -> str:
+    """How a cell's architecture is named in cell files and the report: ``arch2``, or ``arch2-lr0.001``
+    when the paper recipe runs with another initial learning rate (``--arch-lr``)."""
+    return arch if lr is None else f"{arch}-lr{lr:g}"
+
+
+def plan_cells(datasets: dict[str, str], archs, folds_arg: str | None, k: int,
+               arch_lr: dict[str, float] | None = None) -> list[dict]:
     from . import data as fdata
 
     cells = []
@@ -67,15 +74,18 @@ def plan_cells(datasets: dict[str, str], archs, folds_arg: str | None, k: int) -
         else:
             folds = [None]  # stratified split inside fer-train (--split auto)
         for arch in archs:
+            lr = (arch_lr or {}).get(arch)
+            label = arch_label(arch, lr)
             for fold in folds:
-                cells.append(dict(dataset=ds_name, path=path, arch=arch, fold=fold,
-                                  name=cell_name(ds_name, arch, fold)))
+                cells.append(dict(dataset=ds_name, path=path, arch=arch, lr=lr, label=label, fold=fold,
+                                  name=cell_name(ds_name, label, fold)))
     return cells
 
 
 def cell_command(cell: dict, out_dir: Path, k: int, extra: list[str]) -> list[str]:
     run_dir = out_dir / "runs" / cell["name"]
-    return ["fer-train", "--data", cell["path"], "--arch", cell["arch"], "--profile", "paper",
+    lr = ["--lr", f"{cell['lr']:g}"] if cell.get("lr") is not None else []
+    return ["fer-train", "--data", cell["path"], "--arch", cell["arch"], "--profile", "paper", *lr,
             *_split_args(cell["dataset"], cell["path"], cell["fold"], k), "--run-dir", str(run_dir), *extra]
 
 
@@ -117,7 +127,7 @@ def run_cell(cell: dict, out_dir: Path, k: int, extra: list[str], log=print) -> 
         log(f"[{cell['name']}] FAILED (exit {rc}); rerun to resume it")
         return None
     res = json.loads((run_dir / "results.json").read_text())
-    res.update(cell=cell["name"], dataset=cell["dataset"], arch=cell["arch"], fold=cell["fold"],
+    res.update(cell=cell["name"], dataset=cell["dataset"], arch=cell["arch"], label=cell["label"], fold=cell["fold"],
                command=shlex.join(cmd), wall_seconds=round(time.time() - t0, 1), conditions=conditions)
     result_path.write_text(json.dumps(res, indent=2))
     return res
@@ -130,7 +140,7 @@ def load_cells(out_dir: Path) -> list[dict]:
 def aggregate(results: list[dict]) -> dict[tuple[str, str], dict]:
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in results:
-        groups.setdefault((r["dataset"], r["arch"]), []).append(r)
+        groups.setdefault((r["dataset"], r.get("label", r["arch"])), []).append(r)
     out = {}
     for key, rs in groups.items():
         acc = np.array([r["val_accuracy"] for r in rs])
@@ -151,7 +161,7 @@ def plot_figure(agg: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     datasets = sorted({d for d, _ in agg})
-    archs = [a for a in ARCHITECTURES if any((d, a) in agg for d in datasets)]
+    archs = sorted({a for _, a in agg}, key=lambda a: (ARCHITECTURES.index(a.split("-")[0]), a))
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=120)
     width = 0.8 / max(len(archs), 1)
     for i, arch in enumerate(archs):
@@ -161,7 +171,7 @@ def plot_figure(agg: dict, path: Path) -> Path:
                 xs.append(j + (i - (len(archs) - 1) / 2) * width)
                 ys.append(100 * agg[(d, arch)]["accuracy"])
                 es.append(100 * agg[(d, arch)]["std"])
-        bars = ax.bar(xs, ys, width, yerr=es, capsize=3, label=arch.upper().replace("ARCH", "ARCH-"))
+        bars = ax.bar(xs, ys, width, yerr=es, capsize=3, label=arch.upper().replace("ARCH", "ARCH-").replace("-LR", " lr "))
         ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
     ax.set_xticks(range(len(datasets)), datasets)
     ax.set_ylabel("validation accuracy (%)")
@@ -240,6 +250,12 @@ def write_report(out_dir: Path, md_path: Path, fig_path: Path, planned: list[dic
         folds = "all" if g["folds"] == [None] else f"{g['n']}: " + ",".join(str(f) for f in sorted(g["folds"]))
         lines.append(f"| {d} | {a} | {acc} | {folds} | {g['params']:,} | {g['train_seconds'] / 60:.1f} min | "
                      + ", ".join(f"{e} ({b})" for e, b in zip(g["epochs"], g["best_epochs"])) + " |")
+    variants = sorted({(r.get("label", r["arch"]), r["arch"]) for r in results if r.get("label", r["arch"]) != r["arch"]})
+    for label, arch in variants:
+        lr = label.split("-lr", 1)[1]
+        lines += ["", f"`{label}` = the paper recipe with initial Adam learning rate {lr} instead of 0.01 "
+                      f"(`--arch-lr {arch}={lr}`): with 0.01 the dense-head architectures collapse to predicting "
+                      "one class (see docs/training.md)."]
     lines += paired_comparison(agg)
     lines += conditions_summary(results)
     if planned:
@@ -276,6 +292,9 @@ def main(argv=None) -> int:
     p.add_argument("--k", type=int, default=10, help="number of subject-independent folds")
     p.add_argument("--cells", help="comma list of cell names to run (see --dry-run)")
     p.add_argument("--epochs", type=int, help="cap the epochs of every cell (paper: 200 with early stopping)")
+    p.add_argument("--arch-lr", default="", metavar="ARCH=LR,...",
+                   help="run these architectures with another initial learning rate (cells are named "
+                        "e.g. arch2-lr0.001; everything else stays the paper recipe)")
     p.add_argument("--max-train-images", type=int)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--results-md", default=str(REPO_ROOT / "docs" / "results.md"))
@@ -305,8 +324,16 @@ def main(argv=None) -> int:
 
     from .data import DatasetError
 
+    arch_lr = {}
+    for item in filter(None, (i.strip() for i in args.arch_lr.split(","))):
+        name, _, value = item.partition("=")
+        try:
+            arch_lr[normalise_arch_name(name)] = float(value)
+        except ValueError as exc:
+            p.error(f"--arch-lr wants ARCH=LR pairs like arch2=0.001, got {item!r} ({exc})")
+
     try:
-        planned = plan_cells(datasets, archs, args.folds, args.k)
+        planned = plan_cells(datasets, archs, args.folds, args.k, arch_lr)
     except DatasetError as exc:
         print(f"fer-experiments: {exc}", file=sys.stderr)
         return 2
