@@ -48,6 +48,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=20261127)
     p.add_argument("--transports", default="raw,compressed")
     p.add_argument("--model", type=Path, help="emotion model (default: shipped model, else a random one)")
+    p.add_argument("--backend", default="auto", help="fer_node backend (its default: auto)")
     p.add_argument("--json", type=Path, help="write the results here as JSON")
     p.add_argument("--update-doc", action="store_true", help=f"write the results into {DOC.relative_to(REPO)}")
     p.add_argument("--default-qos", action="store_true",
@@ -73,7 +74,7 @@ class Phase:
     """One node process + its client for one transport."""
 
     def __init__(self, transport: str, model: Path, log_dir: Path, annotated: bool = False,
-                 env: dict[str, str] | None = None, default_qos: bool = False) -> None:
+                 env: dict[str, str] | None = None, default_qos: bool = False, backend: str = "auto") -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from fer_msgs.msg import FaceEmotionArray
         from sensor_msgs.msg import CompressedImage, Image
@@ -87,6 +88,7 @@ class Phase:
         self.faces = self.client.collect(FaceEmotionArray, "/fer_node/faces")
         self.annotated = annotated
         self.default_qos = default_qos
+        self.backend = backend
         self.annotated_images = self.client.collect(Image, "/fer_node/annotated", qos=10) if annotated else []
         topic = "/fuzz/image" + ("/compressed" if transport == "compressed" else "")
         self.pub = self.client.publisher(CompressedImage if transport == "compressed" else Image, topic,
@@ -100,7 +102,7 @@ class Phase:
     def start_node(self) -> None:
         qos = {} if self.default_qos else dict(qos_reliability="reliable", qos_depth=100)
         params = rh.node_params(self.model, transport=self.transport, diagnostics_period=0.5, stale_timeout=3600.0,
-                                publish_annotated=self.annotated, **qos)
+                                publish_annotated=self.annotated, backend=self.backend, **qos)
         self.node = rh.NodeProcess.start(self.env, self.log_dir, params=params, remaps={"image": "/fuzz/image"},
                                          name=f"fer_node_{self.restarts}")
         rh.wait_for_subscribers(self.pub, 1, 120)
@@ -193,7 +195,7 @@ def run_phase(transport: str, count: int, args, model: Path, frame: np.ndarray, 
     import psutil
 
     phase = Phase(transport, model, args.log_dir, annotated=args.annotated, env=env,
-                  default_qos=getattr(args, "default_qos", False))
+                  default_qos=getattr(args, "default_qos", False), backend=getattr(args, "backend", "auto"))
     rng = np.random.default_rng(args.seed + (0 if transport == "raw" else 1))
     result: dict = dict(transport=transport)
     try:
@@ -276,7 +278,7 @@ def run_phase(transport: str, count: int, args, model: Path, frame: np.ndarray, 
 
 def markdown(res: dict) -> str:
     lines = [
-        f"Run: `{res['command']}` — {res['date']}, {res['machine']}; model: {res['model']}.",
+        f"Run: `{res['command']}` — {res['date']}, {res['machine']}; model: {res['model']}, backend `{res.get('backend', 'onnxruntime')}`.",
         "",
         "| transport | hostile msgs sent | received by node | processed | refused (bad input) | dropped (superseded) "
         "| backend errors | unaccounted | crashes | tracebacks | good frame before / after | node RSS before → after |",
@@ -333,7 +335,7 @@ def main(argv=None) -> int:
     per = args.count // len(transports)
     res: dict = dict(command="nice -n 19 .venv/bin/python benchmarks/fuzz_node.py " + shlex.join(sys.argv[1:] if argv is None else argv),
                      date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=rh.machine_load(),
-                     model=f"{model.name} ({what})", phases=[])
+                     model=f"{model.name} ({what})", backend=args.backend, phases=[])
     for t in transports:
         print(f"[fuzz_node] {t}: {per} hostile messages at {args.rate:g}/s + {args.big} 8K frames", flush=True)
         r = run_phase(t, per, args, model, frame, reference)

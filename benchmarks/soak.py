@@ -49,6 +49,7 @@ def parse_args(argv=None):
     p.add_argument("--sample-every", type=int, default=None, help="frames between RSS samples (default: frames/200, >= 20)")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds before a frame counts as lost")
     p.add_argument("--model", type=Path)
+    p.add_argument("--backend", default="auto", help="fer_node backend (its default: auto)")
     p.add_argument("--json", type=Path)
     p.add_argument("--plot", type=Path, default=PLOT)
     p.add_argument("--update-doc", action="store_true")
@@ -104,7 +105,7 @@ def run(args) -> dict:
                                     QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     pub = client.publisher(Image, "/soak/image", reliable=True, depth=10)
     params = rh.node_params(model, qos_reliability="reliable", qos_depth=10, diagnostics_period=1.0,
-                            stale_timeout=60.0)
+                            stale_timeout=60.0, backend=args.backend)
     node = rh.NodeProcess.start(env, args.log_dir, params=params, remaps={"image": "/soak/image"})
     res: dict = dict(model=f"{model.name} ({what})", frames_requested=frames, warmup=warmup, sample_every=every)
     samples: list[dict] = []
@@ -155,6 +156,8 @@ def run(args) -> dict:
         except AssertionError:
             status = rh.status_of(client.snapshot(diags))
         res["node_diagnostics"] = rh.values(status[1]) if status else {}
+        res["backend"] = "{} (detector on {})".format(res["node_diagnostics"].get("backend", args.backend),
+                                                      res["node_diagnostics"].get("detector_backend", "?"))
         res.update(frames=done, seconds=round(elapsed, 1), rate_hz=done / elapsed, lost=lost,
                    node_cpu_s=round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 1),
                    faces_per_frame=round(float(faces[:done].mean()), 3))
@@ -244,7 +247,7 @@ def markdown(res: dict) -> str:
     lat = res["latency_ms"]
     d = res.get("node_diagnostics", {})
     lines = [
-        f"Run: `{res['command']}` — {res['date']}, {res['machine']}; model: {res['model']}.",
+        f"Run: `{res['command']}` — {res['date']}, {res['machine']}; model: {res['model']}, backend {res.get('backend', 'onnxruntime')}.",
         "",
         "| figure | value |",
         "|---|---|",
