@@ -250,7 +250,8 @@ def write_report(out_dir: Path, md_path: Path, fig_path: Path, planned: list[dic
         folds = "all" if g["folds"] == [None] else f"{g['n']}: " + ",".join(str(f) for f in sorted(g["folds"]))
         lines.append(f"| {d} | {a} | {acc} | {folds} | {g['params']:,} | {g['train_seconds'] / 60:.1f} min | "
                      + ", ".join(f"{e} ({b})" for e, b in zip(g["epochs"], g["best_epochs"])) + " |")
-    variants = sorted({(r.get("label", r["arch"]), r["arch"]) for r in results if r.get("label", r["arch"]) != r["arch"]})
+    variants = sorted({(c.get("label", c["arch"]), c["arch"]) for c in [*results, *(planned or [])]
+                       if c.get("label", c["arch"]) != c["arch"]})
     for label, arch in variants:
         lr = label.split("-lr", 1)[1]
         lines += ["", f"`{label}` = the paper recipe with initial Adam learning rate {lr} instead of 0.01 "
