@@ -68,9 +68,10 @@ def test_report_compares_architectures_on_the_folds_they_share(tmp_path):
     for fold, acc in ((0, 0.90), (1, 0.80), (2, 0.70)):
         _cell(cells, "ck", "arch1", fold, acc)
     _cell(cells, "ck", "arch2-lr0.001", 1, 0.60, arch="arch2")
+    _cell(cells, "ck", "arch2", 0, 0.20)  # the collapsed paper-recipe cell: shown, not compared
     text = write_report(tmp_path / "exp", tmp_path / "results.md", tmp_path / "fig.png")
     assert "| ck | arch1 | 80.00 % +- 8.16 | 3: 0,1,2 |" in text
-    assert "| ck | arch2-lr0.001 | 60.00 % | 1: 1 |" in text
+    assert "| ck | arch2-lr0.001 | 60.00 % | 1: 1 |" in text and "| ck | arch2 | 20.00 % | 1: 0 |" in text
     # the fair comparison uses fold 1 only: arch1 80 %, not its 3-fold mean
     assert "compared on the 1 fold(s) every architecture has finished (1): arch1 80.00 %, arch2-lr0.001 60.00 %" in text
     assert "`arch2-lr0.001` = the paper recipe with initial Adam learning rate 0.001" in text

@@ -192,6 +192,9 @@ def paired_comparison(agg: dict) -> list[str]:
     lines = []
     for d in sorted({d for d, _ in agg}):
         groups = {a: g for (dd, a), g in agg.items() if dd == d}
+        # An architecture also run with another learning rate (--arch-lr) is compared in that form;
+        # its paper-recipe row stays in the table as evidence of why.
+        groups = {a: g for a, g in groups.items() if not any(o.startswith(a + "-lr") for o in groups)}
         fold_sets = [set(g["by_fold"]) for g in groups.values()]
         if len(groups) < 2 or None in fold_sets[0] or all(f == fold_sets[0] for f in fold_sets):
             continue
