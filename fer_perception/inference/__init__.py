@@ -192,9 +192,9 @@ def resolve_backend_name(name: str, model_path: str | os.PathLike | None = None,
     """Map 'auto' to a concrete backend; raise BackendUnavailableError for unknown names.
 
     ``auto``: TensorRT when it can run here; else LiteRT when it is installed and ``model_path``
-    (None = only check that LiteRT is installed) has a .tflite file for ``precision``, because on the
-    CPUs measured LiteRT/XNNPACK runs both the detector and ARCH-1 faster than ONNX Runtime
-    (docs/BENCHMARKS.md); else ONNX Runtime.
+    (None = only check that LiteRT is installed) has a .tflite twin for ``precision`` (or an fp32
+    one, which then runs instead), because on the CPUs measured LiteRT/XNNPACK runs both the
+    detector and ARCH-1 faster than ONNX Runtime (docs/BENCHMARKS.md); else ONNX Runtime.
     """
     if name not in BACKEND_NAMES:
         raise BackendUnavailableError(
@@ -202,13 +202,21 @@ def resolve_backend_name(name: str, model_path: str | os.PathLike | None = None,
         )
     if name != "auto":
         return name
+    return _auto_choice(model_path, precision)[0]
+
+
+def _auto_choice(model_path: str | os.PathLike | None, precision: str) -> tuple[str, str]:
+    """What ``auto`` runs: (backend, precision). A precision nothing here can run becomes fp32."""
     from fer_perception.inference.tensorrt_runtime import tensorrt_status
 
     if tensorrt_status() is None:
-        return "tensorrt"
-    if _tflite_available() and (model_path is None or _has_tflite_variant(model_path, precision)):
-        return "tflite"
-    return "onnxruntime"
+        return "tensorrt", precision
+    if _tflite_available():
+        if model_path is None or _has_tflite_variant(model_path, precision):
+            return "tflite", precision
+        if precision != "fp32" and _has_tflite_variant(model_path, "fp32"):
+            return "tflite", "fp32"  # no file for this precision: the fp32 LiteRT file still beats ORT
+    return "onnxruntime", precision if "TensorrtExecutionProvider" in onnxruntime_providers() else "fp32"
 
 
 def _tflite_available() -> bool:
@@ -286,11 +294,13 @@ def create_backend(
     """
     check_precision(precision)
     path = Path(model_path)
-    run_precision = precision
-    concrete = resolve_backend_name(name, path, precision)
-    if name == "auto" and concrete == "onnxruntime" and precision != "fp32" and _has_tflite_variant(path, "fp32") \
-            and _tflite_available():
-        concrete = "tflite"  # no file for the precision asked for: the fp32 LiteRT file beats ORT fp32
+    if name == "auto":
+        concrete, run_precision = _auto_choice(path, precision)
+        if run_precision != precision:
+            log.warning("backend auto: no TensorRT here and no %s file for %s, running %s fp32 instead",
+                        precision, path.name, concrete)
+    else:
+        concrete, run_precision = resolve_backend_name(name), precision
     if concrete == "tensorrt":
         from fer_perception.inference.tensorrt_runtime import tensorrt_status
 
@@ -299,12 +309,6 @@ def create_backend(
             raise BackendUnavailableError(f"backend 'tensorrt' is not available here: {reason}")
     if concrete != "tflite":
         require_file(path)
-    if name == "auto" and precision != "fp32" and (
-            (concrete == "tflite" and not _has_tflite_variant(path, precision))
-            or (concrete == "onnxruntime" and "TensorrtExecutionProvider" not in onnxruntime_providers())):
-        log.warning("backend auto: no TensorRT here and no %s file for %s, running %s fp32 instead",
-                    precision, path.name, concrete)
-        run_precision = "fp32"
     runner = create_runner(concrete, path, precision=run_precision, threads=threads, max_batch=max_batch,
                            calibration=calibration, cache_dir=cache_dir, providers=providers,
                            spinning=spinning)
