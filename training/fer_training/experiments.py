@@ -150,6 +150,7 @@ def aggregate(results: list[dict]) -> dict[tuple[str, str], dict]:
             epochs=[r.get("epochs_run") for r in rs], best_epochs=[r.get("best_epoch") for r in rs],
             commands=[r.get("command", "") for r in rs], cells=[r["cell"] for r in rs],
             folds=[r.get("fold") for r in rs], by_fold={r.get("fold"): r["val_accuracy"] for r in rs},
+            arch=rs[0]["arch"],
         )
     return out
 
@@ -161,7 +162,8 @@ def plot_figure(agg: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     datasets = sorted({d for d, _ in agg})
-    archs = sorted({a for _, a in agg}, key=lambda a: (ARCHITECTURES.index(a.split("-")[0]), a))
+    arch_of = {label: g["arch"] for (_, label), g in agg.items()}
+    archs = sorted(arch_of, key=lambda label: (ARCHITECTURES.index(arch_of[label]), label))
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=120)
     width = 0.8 / max(len(archs), 1)
     for i, arch in enumerate(archs):
@@ -194,7 +196,8 @@ def paired_comparison(agg: dict) -> list[str]:
         groups = {a: g for (dd, a), g in agg.items() if dd == d}
         # An architecture also run with another learning rate (--arch-lr) is compared in that form;
         # its paper-recipe row stays in the table as evidence of why.
-        groups = {a: g for a, g in groups.items() if not any(o.startswith(a + "-lr") for o in groups)}
+        groups = {a: g for a, g in groups.items()
+                  if not (a == g["arch"] and any(o != a and og["arch"] == a for o, og in groups.items()))}
         fold_sets = [set(g["by_fold"]) for g in groups.values()]
         if len(groups) < 2 or None in fold_sets[0] or all(f == fold_sets[0] for f in fold_sets):
             continue
