@@ -187,3 +187,45 @@ def test_augmentation_is_deterministic_and_label_preserving():
     for o, im in zip(out, images):
         assert np.array_equal(o, im) or np.array_equal(o, im[:, ::-1])
     assert any(np.array_equal(o, im[:, ::-1]) and not np.array_equal(o, im) for o, im in zip(out, images))
+
+
+FERPLUS_NAMES = np.array(["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
+                          "contempt", "unknown", "NF"])
+
+
+def test_vote_distribution_maps_ferplus_columns_and_drops_the_rest():
+    votes = np.array([[4, 0, 0, 1, 3, 2, 0, 0, 0, 0],     # neutral/anger/disgust/sad
+                      [0, 0, 0, 0, 0, 0, 0, 5, 3, 2],     # only contempt/unknown/not-a-face
+                      [-1, -1, -1, -1, -1, -1, -1, -1, -1, -1],  # image FER+ did not annotate
+                      [0, 9, 1, 0, 0, 0, 0, 0, 0, 0]])
+    dist = fdata.vote_distribution(votes, FERPLUS_NAMES, FER_NAMES)
+    np.testing.assert_allclose(dist[0], [0.3, 0.2, 0, 0, 0.1, 0, 0.4])
+    assert not dist[1].any() and not dist[2].any()  # no usable vote: all-zero row
+    np.testing.assert_allclose(dist[3], [0, 0, 0, 0.9, 0, 0.1, 0])
+
+
+def test_npz_votes_become_soft_labels_that_follow_relabelling(tmp_path):
+    images, labels = synthetic_faces(28)
+    ferplus_column = {FER_NAMES.index(fdata.canonical_label(n)): j for j, n in enumerate(FERPLUS_NAMES[:7])}
+    votes = np.zeros((28, 10), np.int16)
+    votes[np.arange(28), [ferplus_column[c] for c in labels]] = 8  # every annotator agrees with the label
+    votes[:, 7] = 2                                                  # plus some contempt, which FER2013 lacks
+    path = tmp_path / "votes.npz"
+    np.savez(path, images=images, labels=labels, label_names=np.array(FER_NAMES),
+             split=np.array(["train"] * 28), ferplus_votes=votes, ferplus_vote_names=FERPLUS_NAMES)
+    ds = fdata.load_dataset(path)
+    np.testing.assert_array_equal(ds.soft_labels, np.eye(7)[labels])  # FER+ column order undone
+    sub = ds.subset(np.array([3, 1]))
+    np.testing.assert_array_equal(sub.soft_labels, ds.soft_labels[[3, 1]])
+    # Renaming/reordering classes with a label file moves the vote columns along with the labels.
+    label_file = tmp_path / "labels.txt"
+    label_file.write_text("sad: unhappy\nhappy\n")
+    two = fdata.load_dataset(path, label_file=label_file)
+    assert len(two) == 8 and two.label_names == ("unhappy", "happy")
+    np.testing.assert_array_equal(two.soft_labels, np.eye(2)[two.labels])
+    with pytest.raises(fdata.DatasetError, match="soft_labels"):
+        fdata.FaceDataset(images, labels, FER_NAMES, soft_labels=np.zeros((28, 3)))
+
+
+def test_npz_without_votes_has_no_soft_labels(tiny_npz):
+    assert fdata.load_dataset(tiny_npz).soft_labels is None

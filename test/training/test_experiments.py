@@ -52,13 +52,13 @@ def test_bad_arch_lr_is_a_usage_error(tmp_path, capsys):
     assert exc.value.code == 2 and "--arch-lr wants ARCH=LR" in capsys.readouterr().err
 
 
-def _cell(out, dataset, label, fold, acc, arch=None):
+def _cell(out, dataset, label, fold, acc, arch=None, conditions=None):
     out.mkdir(parents=True, exist_ok=True)
     name = f"{dataset}__{label}__fold{fold}"
     (out / f"{name}.json").write_text(json.dumps(dict(
         cell=name, dataset=dataset, arch=arch or label, label=label, fold=fold, val_accuracy=acc, params=10,
         train_seconds=60, epochs_run=5, best_epoch=3, command=f"fer-train {name}",
-        conditions=dict(cpus=2, intra_op_threads="1", other_training_processes=1))))
+        conditions=conditions or dict(cpus=2, intra_op_threads="1", other_training_processes=1))))
 
 
 def test_report_compares_architectures_on_the_folds_they_share(tmp_path):
@@ -69,12 +69,29 @@ def test_report_compares_architectures_on_the_folds_they_share(tmp_path):
         _cell(cells, "ck", "arch1", fold, acc)
     _cell(cells, "ck", "arch2-lr0.001", 1, 0.60, arch="arch2")
     _cell(cells, "ck", "arch2", 0, 0.20)  # the collapsed paper-recipe cell: shown, not compared
+    _cell(cells, "fer", "arch3", 0, 0.60, conditions=dict(
+        cpus=16, intra_op_threads="default", other_training_processes=8, backend="jax",
+        accelerator="NVIDIA H100 80GB HBM3"))
     text = write_report(tmp_path / "exp", tmp_path / "results.md", tmp_path / "fig.png")
     assert "| ck | arch1 | 80.00 % +- 8.16 | 3: 0,1,2 |" in text
     assert "| ck | arch2-lr0.001 | 60.00 % | 1: 1 |" in text and "| ck | arch2 | 20.00 % | 1: 0 |" in text
     # the fair comparison uses fold 1 only: arch1 80 %, not its 3-fold mean
     assert "compared on the 1 fold(s) every architecture has finished (1): arch1 80.00 %, arch2-lr0.001 60.00 %" in text
     assert "`arch2-lr0.001` = the paper recipe with initial Adam learning rate 0.001" in text
-    assert "2 CPUs, TensorFlow intra-op threads 1, 1 other training process(es)" in text
+    assert "2 CPUs, no GPU, TensorFlow intra-op threads 1, 1 other training process(es)" in text
+    assert "NVIDIA H100 80GB HBM3 with Keras backend jax, 16 CPUs, 8 other training process(es)" in text
     assert "held-out images that also chose that epoch" in text
     assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
+def test_run_conditions_name_backend_and_accelerator(monkeypatch, tmp_path):
+    from fer_training.experiments import run_conditions
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    c = run_conditions()
+    assert c["accelerator"] == "none" and c["backend"] == "jax"
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3'\n")
+    fake.chmod(0o755)
+    assert run_conditions()["accelerator"] == "NVIDIA H100 80GB HBM3"

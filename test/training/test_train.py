@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -121,3 +122,73 @@ def test_cli_distribute_mirrored_on_two_logical_cpus(tiny_npz, tmp_path):
     assert "over 2 replica(s)" in proc.stdout
     res = json.loads((run / "results.json").read_text())
     assert res["epochs_run"] == 1 and 0.0 <= res["val_accuracy"] <= 1.0
+
+
+def test_array_batches_path_trains_like_the_tf_data_path(straight_run, tmp_path, monkeypatch):
+    """JAX/PyTorch backends get a Keras PyDataset instead of tf.data; exercised here on TensorFlow
+    (the batches are the same arrays), without TensorBoard files (those need TensorFlow ops)."""
+    import fer_training.train as ftrain
+
+    monkeypatch.setattr(ftrain, "_tensorflow_backend", lambda: False)
+    batches = ftrain._dataset(np.zeros((70, 48, 48), np.uint8), np.eye(7, dtype=np.float32)[np.arange(70) % 7], 32)
+    assert len(batches) == 3 and batches[2][0].shape == (6, 48, 48, 1) and batches[0][0].dtype == np.float32
+    straight, straight_res = straight_run
+    cfg = TrainConfig.from_dict({**dataclasses.asdict(straight), "run_dir": str(tmp_path / "pydataset")})
+    res = train(cfg, verbose=0)
+    same = [float(r["loss"]) for r in _log(straight.run_dir)]
+    np.testing.assert_allclose([float(r["loss"]) for r in _log(cfg.run_dir)], same, rtol=1e-3)
+    assert res["val_accuracy"] == pytest.approx(straight_res["val_accuracy"], abs=0.02)
+    assert not (tmp_path / "pydataset" / "tensorboard").exists()
+
+
+def test_soft_label_targets_blend_votes_into_one_hot(tiny_npz, tmp_path):
+    from fer_training import data as fdata
+    from fer_training.train import training_targets
+
+    ds = fdata.load_dataset(tiny_npz)
+    index = np.arange(4)
+    np.testing.assert_array_equal(training_targets(ds, index, 0.0), np.eye(7)[ds.labels[:4]])
+    with pytest.raises(fdata.DatasetError, match="ferplus_votes"):
+        training_targets(ds, index, 0.3)
+    votes = np.zeros((len(ds), 7), np.float32)
+    votes[0, 6] = 1.0                                  # annotators say neutral; image 1 has no votes
+    ds.soft_labels = votes
+    t = training_targets(ds, index, 0.25)
+    expected0 = 0.75 * np.eye(7)[ds.labels[0]] + 0.25 * np.eye(7)[6]
+    np.testing.assert_allclose(t[0], expected0)
+    np.testing.assert_array_equal(t[1], np.eye(7)[ds.labels[1]])
+    np.testing.assert_allclose(t.sum(1), 1.0)
+
+
+def test_cli_soft_labels_without_votes_is_a_clear_error(tiny_npz, tmp_path):
+    with pytest.raises(SystemExit, match="ferplus_votes"):
+        main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "soft"), "--epochs", "1",
+              "--soft-labels", "0.3", "--max-train-images", "64"])
+
+
+def test_augment_overrides(tmp_path):
+    from fer_training.train import parse_augment
+
+    base = profile_defaults("best")["augment"]
+    got = parse_augment("erase_prob=0.25, rotation=10,flip=false", base)
+    assert (got.erase_prob, got.rotation, got.flip, got.zoom) == (0.25, 10.0, False, base.zoom)
+    for bad in ("spin=3", "rotation", "rotation=lots"):
+        with pytest.raises(SystemExit, match="--augment"):
+            parse_augment(bad, base)
+
+
+def test_non_tensorflow_backend_skips_tensorflow_setup():
+    """KERAS_BACKEND=jax (a GPU box without TensorFlow): configure() must not import TensorFlow and
+    must refuse the TensorFlow-only options."""
+    code = ("import sys\n"
+            "from fer_training.runtime import configure\n"
+            "configure()\n"
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+            "try:\n"
+            "    configure(cpu_devices=2)\n"
+            "except RuntimeError as e:\n"
+            "    print('refused:', e)\n")
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused: logical CPU devices" in proc.stdout

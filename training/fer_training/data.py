@@ -73,6 +73,9 @@ class FaceDataset:
     label_names: tuple[str, ...]
     subjects: np.ndarray | None = None     # str N (identity of the person) or None
     splits: np.ndarray | None = None       # str N (e.g. train/public_test) or None
+    # float32 N x C distribution of several annotators' votes over label_names (FER+ for FER2013);
+    # an all-zero row means "no votes for this image". Used by fer-train --soft-labels.
+    soft_labels: np.ndarray | None = None
     source: str = ""
     skipped: list[str] = field(default_factory=list)  # files a folder loader could not use
 
@@ -95,6 +98,11 @@ class FaceDataset:
                 if arr.shape != (n,):
                     raise DatasetError(f"{self.source}: {name} has shape {arr.shape}, expected ({n},)")
                 setattr(self, name, arr)
+        if self.soft_labels is not None:
+            self.soft_labels = np.asarray(self.soft_labels, dtype=np.float32)
+            if self.soft_labels.shape != (n, len(self.label_names)):
+                raise DatasetError(f"{self.source}: soft_labels has shape {self.soft_labels.shape}, "
+                                   f"expected ({n}, {len(self.label_names)})")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -109,6 +117,7 @@ class FaceDataset:
             self, images=self.images[index], labels=self.labels[index],
             subjects=None if self.subjects is None else self.subjects[index],
             splits=None if self.splits is None else self.splits[index], skipped=list(self.skipped),
+            soft_labels=None if self.soft_labels is None else self.soft_labels[index],
         )
 
     def split_names(self) -> list[str]:
@@ -136,7 +145,39 @@ def to_fer2013_order(ds: FaceDataset) -> FaceDataset:
     out = ds.subset(keep)
     out.labels = new[keep]
     out.label_names = FER2013_LABELS
+    out.soft_labels = _remap_columns(out.soft_labels, mapping, len(FER2013_LABELS))
     return out
+
+
+def _remap_columns(soft: np.ndarray | None, mapping: np.ndarray, num_classes: int) -> np.ndarray | None:
+    """Soft labels after a relabelling: new class j gets the votes of the old classes mapped to j."""
+    if soft is None:
+        return None
+    return _normalised_rows(np.stack([soft[:, mapping == j].sum(1) for j in range(num_classes)], 1))
+
+
+def _normalised_rows(counts: np.ndarray) -> np.ndarray:
+    """Rows scaled to sum 1; rows without any count stay all-zero ("no votes")."""
+    counts = np.clip(np.asarray(counts, dtype=np.float32), 0, None)
+    total = counts.sum(1, keepdims=True)
+    return np.where(total > 0, counts / np.maximum(total, 1e-12), 0.0).astype(np.float32)
+
+
+def vote_distribution(votes: np.ndarray, vote_names, label_names) -> np.ndarray:
+    """Per-image distribution of annotator votes over ``label_names``.
+
+    Vote columns are matched by :func:`canonical_label` (FER+'s "happiness" is "happy"); columns
+    without a counterpart (FER+'s contempt, unknown, not-a-face) are dropped, and negative counts
+    (FER+ marks images it did not annotate with -1) count as no vote.
+    """
+    votes = np.clip(np.asarray(votes, dtype=np.float32), 0, None)
+    wanted = [canonical_label(str(n)) for n in label_names]
+    out = np.zeros((len(votes), len(label_names)), np.float32)
+    for col, name in enumerate(vote_names):
+        canon = canonical_label(str(name))
+        if canon is not None and canon in wanted:
+            out[:, wanted.index(canon)] += votes[:, col]
+    return _normalised_rows(out)
 
 
 def read_label_file(path: str | os.PathLike) -> list[tuple[str, str]]:
@@ -195,6 +236,7 @@ def _apply_label_file(ds: FaceDataset, entries, where: str) -> FaceDataset:
     out = ds.subset(keep)
     out.labels = mapping[ds.labels[keep]]
     out.label_names = tuple(name for _, name in entries)
+    out.soft_labels = _remap_columns(out.soft_labels, mapping, len(entries))
     return out
 
 
@@ -211,6 +253,8 @@ def _load_npz(p: Path) -> FaceDataset:
             names = tuple(str(x) for x in z["label_names"]) if "label_names" in files else None
             subjects = z["subject"] if "subject" in files else None
             splits = z["split"] if "split" in files else None
+            votes = (z["ferplus_votes"], z["ferplus_vote_names"]) \
+                if {"ferplus_votes", "ferplus_vote_names"} <= files else None
     except DatasetError:
         raise
     except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled object arrays), OSError
@@ -229,7 +273,9 @@ def _load_npz(p: Path) -> FaceDataset:
         names = tuple(f"class_{i}" for i in range(int(labels.max()) + 1)) if len(labels) else ()
     if subjects is not None and all(str(s) == "" for s in subjects[: min(len(subjects), 1000)]):
         subjects = None  # FER2013 has an empty subject column
-    return FaceDataset(images, labels, names, subjects=subjects, splits=splits, source=str(p))
+    soft = vote_distribution(votes[0], votes[1], names) if votes is not None else None
+    return FaceDataset(images, labels, names, subjects=subjects, splits=splits, source=str(p),
+                       soft_labels=soft)
 
 
 def _load_csv(p: Path) -> FaceDataset:

@@ -89,9 +89,21 @@ def cell_command(cell: dict, out_dir: Path, k: int, extra: list[str]) -> list[st
             *_split_args(cell["dataset"], cell["path"], cell["fold"], k), "--run-dir", str(run_dir), *extra]
 
 
+def accelerator_name() -> str:
+    """The GPU the cell trains on (``nvidia-smi``), or "none"."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return "none"
+    names = [n.strip() for n in out.stdout.splitlines() if n.strip()] if out.returncode == 0 else []
+    return ", ".join(names) or "none"
+
+
 def run_conditions() -> dict:
-    """What the training time of a cell depends on: cores, TensorFlow's intra-op threads, and how many
-    other training processes shared the machine when the cell started."""
+    """What the training time of a cell depends on: cores, the Keras backend and accelerator,
+    TensorFlow's intra-op threads, and how many other training processes shared the machine when the
+    cell started."""
     others = 0
     try:
         import psutil
@@ -103,7 +115,8 @@ def run_conditions() -> dict:
     except Exception:  # psutil missing or a process vanished: the count is informative only
         others = -1
     return dict(cpus=os.cpu_count(), intra_op_threads=os.environ.get("TF_NUM_INTRAOP_THREADS") or "default",
-                other_training_processes=others)
+                other_training_processes=others, backend=os.environ.get("KERAS_BACKEND", "tensorflow"),
+                accelerator=accelerator_name())
 
 
 def run_cell(cell: dict, out_dir: Path, k: int, extra: list[str], log=print) -> dict | None:
@@ -216,13 +229,19 @@ def conditions_summary(results: list[dict]) -> list[str]:
     seen: dict[str, list[str]] = {}
     for r in results:
         c = r.get("conditions")
-        key = ("not recorded" if not c else
-               f"{c['cpus']} CPUs, TensorFlow intra-op threads {c['intra_op_threads']}, "
-               f"{c['other_training_processes']} other training process(es) running at the start")
+        if not c:
+            key = "not recorded"
+        elif c.get("accelerator", "none") != "none":
+            key = (f"{c['accelerator']} with Keras backend {c.get('backend')}, {c['cpus']} CPUs, "
+                   f"{c['other_training_processes']} other training process(es) running at the start")
+        else:
+            key = (f"{c['cpus']} CPUs, no GPU, TensorFlow intra-op threads {c['intra_op_threads']}, "
+                   f"{c['other_training_processes']} other training process(es) running at the start")
         seen.setdefault(key, []).append(r["cell"])
     if not seen:
         return []
-    lines = ["", "Training times depend on what shared the machine (no GPU; cells often ran two at a time):", ""]
+    lines = ["", "Training times depend on where a cell ran and what shared the machine (on the 2-core "
+                 "development VM cells often ran two at a time):", ""]
     for key, cells in sorted(seen.items()):
         lines.append(f"- {key}: {len(cells)} cell(s)")
     return lines

@@ -1,4 +1,4 @@
-"""TensorFlow process set-up shared by the CLIs: threads, logical CPU devices, quiet logs, seeds.
+"""Keras/TensorFlow process set-up shared by the CLIs: threads, logical CPU devices, quiet logs, seeds.
 
 Must run before TensorFlow creates its context (i.e. before any op), which is why every CLI calls
 :func:`configure` first thing.
@@ -24,7 +24,13 @@ def configure(threads: int | None = None, cpu_devices: int = 1, deterministic: b
     global _configured
     if quiet:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    # The training code is plain Keras 3: KERAS_BACKEND=jax (or torch) trains on machines without
+    # TensorFlow, e.g. a GPU box with JAX. Thread pools and op determinism below are TensorFlow's.
+    if os.environ.setdefault("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        if cpu_devices > 1 or deterministic:
+            raise RuntimeError("logical CPU devices and op determinism need KERAS_BACKEND=tensorflow")
+        _configured = True
+        return
     import tensorflow as tf
 
     if deterministic:

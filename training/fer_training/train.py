@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -80,6 +81,7 @@ class TrainConfig:
     l2_scope: str = "head"
     dropout: float = 0.25
     label_smoothing: float = 0.1
+    soft_labels: float = 0.0          # weight of the annotators' vote distribution in the target
     class_weighting: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     split: str = "auto"
@@ -182,10 +184,10 @@ def load_keras_model(path, compile: bool = False):
 
 
 def _make_strategy(name: str):
-    import tensorflow as tf
-
     if name == "none":
         return None
+    import tensorflow as tf
+
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
@@ -265,7 +267,17 @@ def _set_lr(optimizer, value: float) -> None:
     optimizer.learning_rate.assign(value)
 
 
+def _tensorflow_backend() -> bool:
+    import keras
+
+    return keras.backend.backend() == "tensorflow"
+
+
 def _dataset(x, y_onehot, batch_size, weights=None):
+    """Batches of (float32 N x 48 x 48 x 1, targets[, sample weights]): a tf.data pipeline on the
+    TensorFlow backend (needed by tf.distribute), a Keras PyDataset on JAX or PyTorch."""
+    if not _tensorflow_backend():
+        return _array_batches_class()(x, y_onehot, batch_size, weights)
     import tensorflow as tf
 
     tensors = (x, y_onehot) if weights is None else (x, y_onehot, weights)
@@ -275,6 +287,44 @@ def _dataset(x, y_onehot, batch_size, weights=None):
         return (tf.cast(tf.expand_dims(t[0], -1), tf.float32),) + tuple(t[1:])
 
     return ds.map(cast, num_parallel_calls=1).prefetch(2)
+
+
+@functools.cache
+def _array_batches_class():
+    """A Keras PyDataset over in-memory arrays (defined lazily: keras must not be imported before
+    :func:`configure` has chosen the backend)."""
+    import keras
+
+    class ArrayBatches(keras.utils.PyDataset):
+        def __init__(self, x, y, batch_size, weights=None):
+            super().__init__()
+            self.x, self.y, self.w, self.batch_size = x, y, weights, batch_size
+
+        def __len__(self):
+            return math.ceil(len(self.x) / self.batch_size)
+
+        def __getitem__(self, i):
+            sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            batch = (self.x[sl].astype(np.float32)[..., None], self.y[sl])
+            return batch if self.w is None else batch + (self.w[sl],)
+
+    return ArrayBatches
+
+
+def training_targets(ds, index: np.ndarray, soft_weight: float) -> np.ndarray:
+    """One-hot targets of ``ds[index]``, blended with the annotators' vote distribution when
+    ``soft_weight`` > 0 (images without votes keep their one-hot target)."""
+    eye = np.eye(ds.num_classes, dtype=np.float32)
+    targets = eye[ds.labels[index]]
+    if soft_weight <= 0:
+        return targets
+    if ds.soft_labels is None:
+        raise fdata.DatasetError(f"{ds.source}: --soft-labels needs per-image vote counts "
+                                 "(an .npz with ferplus_votes and ferplus_vote_names)")
+    soft = ds.soft_labels[index]
+    has_votes = soft.sum(1) > 0
+    targets[has_votes] = (1 - soft_weight) * targets[has_votes] + soft_weight * soft[has_votes]
+    return targets
 
 
 def predict_probs(model, images: np.ndarray, batch_size: int = 512, flip_tta: bool = False) -> np.ndarray:
@@ -355,7 +405,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
     """
     configure(cpu_devices=cfg.cpu_devices, deterministic=cfg.deterministic)
     import keras
-    import tensorflow as tf
+
+    if not _tensorflow_backend() and cfg.distribute != "none":
+        raise SystemExit(f"fer-train: --distribute {cfg.distribute} needs the TensorFlow backend "
+                         f"(KERAS_BACKEND={keras.backend.backend()})")
 
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -385,11 +438,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
     steps = math.ceil(len(tr) / cfg.batch_size)
     augmenter = cfg.augment.make()
     eye = np.eye(num_classes, dtype=np.float32)
+    targets = training_targets(ds, tr, cfg.soft_labels)
     weights = fdata.class_weights(y_tr, num_classes).astype(np.float32) if cfg.class_weighting else None
     val_ds = _dataset(x_va, eye[y_va], max(cfg.batch_size, 256))
 
     strategy = _make_strategy(cfg.distribute)
     if strategy is not None:
+        import tensorflow as tf
+
         log(f"distribute: {cfg.distribute} over {strategy.num_replicas_in_sync} replica(s)")
         opts = tf.data.Options()
         opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -436,11 +492,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
             w.writeheader()
             w.writerows(rows)
 
-    tb = _TensorBoardScalars(run_dir / "tensorboard") if chief else None
+    # TensorBoard event files are written with TensorFlow ops: TensorFlow backend only.
+    tb = _TensorBoardScalars(run_dir / "tensorboard") if chief and _tensorflow_backend() else None
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 0
     progress = _Progress(cfg.epochs, state["next_epoch"])
     log(f"model: {cfg.arch} ({model.count_params():,} parameters), profile {cfg.profile}, "
+        f"Keras backend {keras.backend.backend()}, "
         f"{cfg.optimizer} lr {cfg.lr} {cfg.schedule}, batch {cfg.batch_size}, {steps} steps/epoch, "
         f"epochs {state['next_epoch']}..{cfg.epochs - 1}, run dir {run_dir}")
     for epoch in range(state["next_epoch"], cfg.epochs):
@@ -448,8 +506,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
             break
         t0 = time.time()
         _reseed_dropout(model, cfg.seed, epoch)
-        xe, ye = fdata.epoch_arrays(x_tr, y_tr, seed=cfg.seed, epoch=epoch, augmenter=augmenter)
-        train_ds = _dataset(xe, eye[ye], cfg.batch_size, None if weights is None else weights[ye])
+        xe, order = fdata.epoch_arrays(x_tr, np.arange(len(tr)), seed=cfg.seed, epoch=epoch, augmenter=augmenter)
+        train_ds = _dataset(xe, targets[order], cfg.batch_size, None if weights is None else weights[y_tr[order]])
         if strategy is not None:
             train_ds = train_ds.with_options(opts)
         hist = model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, validation_data=val_ds,
@@ -567,8 +625,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float)
     p.add_argument("--l2", type=float)
     p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--soft-labels", type=float,
+                   help="weight W of the annotators' vote distribution (FER+ votes in fer2013.npz) in the "
+                        "training target: (1-W) one-hot + W votes; validation keeps the data set's labels")
     p.add_argument("--class-weighting", action="store_true", default=None)
     p.add_argument("--no-augment", action="store_true", help="disable augmentation")
+    p.add_argument("--augment", metavar="KEY=VALUE,...",
+                   help="override the profile's augmentation, e.g. erase_prob=0.25,rotation=10 (keys: "
+                        + ", ".join(f.name for f in dataclasses.fields(AugmentConfig)) + ")")
     p.add_argument("--split", default="auto", choices=["auto", "official", "subject", "stratified"])
     p.add_argument("--fold", type=int, default=0, help="fold index for --split subject")
     p.add_argument("--folds", type=int, default=10)
@@ -585,6 +649,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_augment(text: str, base: AugmentConfig) -> AugmentConfig:
+    """``rotation=10,erase_prob=0.25`` applied on top of ``base``."""
+    kinds = {f.name: f.type for f in dataclasses.fields(AugmentConfig)}
+    changes = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in kinds:
+            raise SystemExit(f"fer-train: --augment {item!r}: expected KEY=VALUE with KEY one of {sorted(kinds)}")
+        try:
+            changes[key] = value.strip().lower() in ("1", "true", "yes") if kinds[key] in (bool, "bool") \
+                else float(value)
+        except ValueError:
+            raise SystemExit(f"fer-train: --augment {item!r}: {value!r} is not a number") from None
+    return dataclasses.replace(base, **changes)
+
+
 def config_from_args(args) -> TrainConfig:
     if not args.data:
         raise SystemExit("fer-train: --data is required for a new run")
@@ -599,12 +680,14 @@ def config_from_args(args) -> TrainConfig:
         raise SystemExit(f"fer-train: {exc}") from exc
     values = profile_defaults(args.profile, n_train)
     for key in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "warmup_epochs", "dropout",
-                "l2", "label_smoothing", "class_weighting"):
+                "l2", "label_smoothing", "soft_labels", "class_weighting"):
         v = getattr(args, key)
         if v is not None:
             values[key] = v
     if args.no_augment:
         values["augment"] = AugmentConfig(rotation=0, shift=0, zoom=0, flip=False)
+    if args.augment:
+        values["augment"] = parse_augment(args.augment, values["augment"])
     from .models import normalise_arch_name
 
     return TrainConfig(
