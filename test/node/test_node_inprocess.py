@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import rosharness as rh
 
 from fer_perception.labels import EMOTION_LABELS, valence_arousal
 
@@ -101,13 +102,7 @@ class Harness:
 
     @staticmethod
     def wait(pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            v = pred()
-            if v:
-                return v
-            time.sleep(0.01)
-        raise AssertionError(f"timed out ({timeout} s) waiting for {what}")
+        return rh.wait_until(pred, timeout, what, interval=0.01)
 
     def publish(self, img, frame_id: str = "cam"):
         from fer_perception.image_conversion import numpy_to_image
