@@ -192,3 +192,31 @@ def test_non_tensorflow_backend_skips_tensorflow_setup():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "refused: logical CPU devices" in proc.stdout
+
+
+def test_init_from_copies_matching_layers_and_leaves_a_new_classifier_fresh(straight_run, tmp_path):
+    from fer_training.models import build_model
+    from fer_training.train import init_weights_from
+
+    cfg, _ = straight_run
+    trained = load_keras_model(Path(cfg.run_dir) / "model.keras")
+    same = build_model("arch1", 7)
+    line = init_weights_from(same, Path(cfg.run_dir) / "model.keras")
+    assert line.startswith("init: 25 layers") and "fresh" not in line
+    for a, b in zip(same.weights, trained.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    eight = build_model("arch1", 8)  # e.g. CK+ with contempt: every layer but the classifier
+    line = init_weights_from(eight, Path(cfg.run_dir) / "model.keras")
+    assert line.startswith("init: 24 layers") and "starting fresh: " in line
+    garbage = tmp_path / "garbage.keras"
+    garbage.write_bytes(b"not a keras file")
+    with pytest.raises(SystemExit, match="cannot load"):
+        init_weights_from(build_model("arch1", 7), garbage)
+
+
+def test_cli_fine_tunes_from_a_model(straight_run, tiny_npz, tmp_path, capsys):
+    cfg, _ = straight_run
+    main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "ft"), "--epochs", "1", "--batch-size", "32",
+          "--max-train-images", "64", "--init-from", str(Path(cfg.run_dir) / "model.keras"), "--verbose", "0"])
+    assert "init: 25 layers from" in capsys.readouterr().out
+    assert json.loads((tmp_path / "ft" / "config.json").read_text())["init_from"].endswith("model.keras")

@@ -82,6 +82,7 @@ class TrainConfig:
     dropout: float = 0.25
     label_smoothing: float = 0.1
     soft_labels: float = 0.0          # weight of the annotators' vote distribution in the target
+    init_from: str | None = None      # .keras file whose matching layers start the run (fine-tuning)
     class_weighting: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     split: str = "auto"
@@ -216,6 +217,32 @@ class _Scope:
 
     def __exit__(self, *exc):
         return self.ctx.__exit__(*exc) if self.ctx is not None else False
+
+
+def init_weights_from(model, path) -> str:
+    """Copy the weights of every layer of the .keras file at ``path`` that ``model`` has under the
+    same name with the same shapes (fine-tuning: a FER2013 model into a run on your own faces, where
+    a different class count leaves the classifier layer to start fresh). Returns a summary line."""
+    try:
+        source = load_keras_model(path)
+    except Exception as exc:  # missing, corrupt or not a Keras file
+        raise SystemExit(f"fer-train: --init-from {path}: cannot load it ({type(exc).__name__}: {exc})") from exc
+    by_name = {layer.name: layer for layer in source._flatten_layers(include_self=False, recursive=True)}
+    copied, skipped = [], []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not layer.weights:
+            continue
+        src = by_name.get(layer.name)
+        if src is not None and [w.shape for w in src.weights] == [w.shape for w in layer.weights]:
+            layer.set_weights(src.get_weights())
+            copied.append(layer.name)
+        else:
+            skipped.append(layer.name)
+    if not copied:
+        raise SystemExit(f"fer-train: --init-from {path}: no layer matches this {len(skipped)}-layer model "
+                         "(another architecture?)")
+    return (f"init: {len(copied)} layers from {path}"
+            + (f"; starting fresh: {', '.join(skipped)}" if skipped else ""))
 
 
 def _reseed_dropout(model, seed: int, epoch: int) -> None:
@@ -469,6 +496,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
             model.optimizer.build(model.trainable_variables)
             ckpt = ckpt_dir / f"epoch_{state['next_epoch']:04d}.keras"
             model.load_weights(ckpt if ckpt.exists() else ckpt_dir / "last.keras")
+        elif cfg.init_from:
+            log(init_weights_from(model, cfg.init_from))
     if state is None:
         state = dict(next_epoch=0, best_epoch=-1, best_metric=-math.inf, best_val_loss=math.inf,
                      plateau_wait=0, plateau_best=math.inf, stop_wait=0, stop_best=math.inf,
@@ -629,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight W of the annotators' vote distribution (FER+ votes in fer2013.npz) in the "
                         "training target: (1-W) one-hot + W votes; validation keeps the data set's labels")
     p.add_argument("--class-weighting", action="store_true", default=None)
+    p.add_argument("--init-from", metavar="MODEL.keras",
+                   help="start from the weights of a fer-train model (layers with the same name and shape; "
+                        "e.g. fine-tune the FER2013 model on your own faces)")
     p.add_argument("--no-augment", action="store_true", help="disable augmentation")
     p.add_argument("--augment", metavar="KEY=VALUE,...",
                    help="override the profile's augmentation, e.g. erase_prob=0.25,rotation=10 (keys: "
@@ -695,6 +727,7 @@ def config_from_args(args) -> TrainConfig:
         profile=args.profile, split=args.split, fold=args.fold, folds=args.folds,
         val_fraction=args.val_fraction, label_file=args.label_file,
         max_train_images=args.max_train_images, max_val_images=args.max_val_images, seed=args.seed,
+        init_from=str(args.init_from) if args.init_from else None,
         distribute=args.distribute, cpu_devices=args.cpu_devices, deterministic=args.deterministic,
         **values)
 
