@@ -166,6 +166,11 @@ def test_cli_soft_labels_without_votes_is_a_clear_error(tiny_npz, tmp_path):
               "--soft-labels", "0.3", "--max-train-images", "64"])
 
 
+def test_cli_soft_labels_weight_out_of_range(tiny_npz, tmp_path):
+    with pytest.raises(SystemExit, match="weight in 0..1"):
+        main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "soft"), "--soft-labels", "1.5"])
+
+
 def test_augment_overrides(tmp_path):
     from fer_training.train import parse_augment
 

@@ -716,6 +716,8 @@ def config_from_args(args) -> TrainConfig:
         v = getattr(args, key)
         if v is not None:
             values[key] = v
+    if not 0.0 <= values.get("soft_labels", 0.0) <= 1.0:
+        raise SystemExit(f"fer-train: --soft-labels is a weight in 0..1, got {values['soft_labels']}")
     if args.no_augment:
         values["augment"] = AugmentConfig(rotation=0, shift=0, zoom=0, flip=False)
     if args.augment:
