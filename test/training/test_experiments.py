@@ -95,3 +95,37 @@ def test_run_conditions_name_backend_and_accelerator(monkeypatch, tmp_path):
     fake.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3'\n")
     fake.chmod(0o755)
     assert run_conditions()["accelerator"] == "NVIDIA H100 80GB HBM3"
+
+
+def test_parallel_jobs_and_the_cell_lock(tiny_ck_npz, tmp_path, capsys):
+    import os
+    import subprocess
+    import sys
+
+    from fer_training.experiments import _CellLock
+
+    out = tmp_path / "exp"
+    common = ["--out-dir", str(out), "--datasets", "ck", "--dataset-path", f"ck={tiny_ck_npz}",
+              "--archs", "arch1", "--k", "5", "--epochs", "1", "--max-train-images", "40",
+              "--results-md", str(tmp_path / "results.md"), "--figure", str(tmp_path / "acc.png")]
+    (out / "cells").mkdir(parents=True)
+    # Fold 1 is being trained by another live process: this run leaves it alone.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / "cells" / "ck__arch1__fold1.lock").write_text(str(other.pid))
+        # Fold 2's lock is stale (its process is gone): taken over.
+        (out / "cells" / "ck__arch1__fold2.lock").write_text("999999999")
+        assert main(common + ["--folds", "0,1,2", "--jobs", "2"]) == 0
+    finally:
+        other.kill()
+        other.wait()
+    text = capsys.readouterr().out
+    assert f"[ck__arch1__fold1] being trained by process {other.pid}, skipping" in text
+    assert "1 cell(s) left to the other process(es)" in text
+    done = sorted(p.name for p in (out / "cells").glob("*.json"))
+    assert done == ["ck__arch1__fold0.json", "ck__arch1__fold2.json"]
+    assert not (out / "cells" / "ck__arch1__fold2.lock").exists()
+    lock = _CellLock(out / "cells" / "x.lock")
+    assert lock.acquire() and lock.holder() == os.getpid() and lock.acquire()  # re-entrant for its owner
+    lock.release()
+    assert not (out / "cells" / "x.lock").exists()

@@ -9,6 +9,7 @@ and is skipped next time; an interrupted cell is resumed from its last epoch. Af
     fer-experiments --archs arch1,arch3 --datasets ckplus --folds 0,1 --epochs 30
     fer-experiments --dataset-path imed=/data/imed_faces --datasets imed
     fer-experiments --report-only                                    # just rewrite the report
+    fer-experiments --jobs 4                                         # 4 cells at once (cores / a GPU)
 
 Data sets: ``fer2013`` (official Training / PublicTest split), ``ckplus`` (10-fold
 subject-independent cross-validation, CK+'s own 7 classes incl. contempt), and any other
@@ -23,7 +24,9 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +128,63 @@ def run_cell(cell: dict, out_dir: Path, k: int, extra: list[str], log=print) -> 
     result_path = cells_dir / f"{cell['name']}.json"
     if result_path.exists():
         log(f"[{cell['name']}] done already, skipping")
+        return json.loads(result_path.read_text())
+    lock = _CellLock(cells_dir / f"{cell['name']}.lock")
+    if not lock.acquire():
+        log(f"[{cell['name']}] being trained by process {lock.holder()}, skipping")
+        return dict(cell=cell["name"], busy=True)
+    try:
+        return _run_cell_locked(cell, out_dir, k, extra, result_path, log)
+    finally:
+        lock.release()
+
+
+class _CellLock:
+    """A lock file holding the pid of the process training a cell, so that several fer-experiments
+    (``--jobs``, or separate invocations sharing an --out-dir) never train the same cell at once.
+    A lock whose process is gone (killed, machine restarted) is taken over."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def holder(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip() or 0) or None
+        except (OSError, ValueError):
+            return None
+
+    def acquire(self) -> bool:
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pid = self.holder()
+                if pid is not None and pid != os.getpid() and _alive(pid):
+                    return False
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            return True
+        return False
+
+    def release(self) -> None:
+        if self.holder() == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _run_cell_locked(cell: dict, out_dir: Path, k: int, extra: list[str], result_path: Path, log) -> dict | None:
+    if result_path.exists():  # finished by another process while this one waited
         return json.loads(result_path.read_text())
     cmd = cell_command(cell, out_dir, k, extra)
     run_dir = Path(cmd[cmd.index("--run-dir") + 1])
@@ -325,6 +385,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--results-md", default=str(REPO_ROOT / "docs" / "results.md"))
     p.add_argument("--figure", default=str(REPO_ROOT / "docs" / "figures" / "results_accuracy.png"))
+    p.add_argument("--jobs", type=int, default=1, help="train this many cells at once")
     p.add_argument("--dry-run", action="store_true", help="print the cells and their commands")
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args(argv)
@@ -376,10 +437,22 @@ def main(argv=None) -> int:
         return 0
     failed = 0
     if not args.report_only:
-        for c in planned:
-            if run_cell(c, out_dir, args.k, extra) is None:
-                failed += 1
-            write_report(out_dir, md, fig, planned)
+        report_lock = threading.Lock()
+
+        def one(c):
+            res = run_cell(c, out_dir, args.k, extra)
+            with report_lock:
+                write_report(out_dir, md, fig, planned)
+            return res
+
+        # Cells are subprocesses: --jobs N trains N at once (a many-core machine, or one GPU that a
+        # single small model leaves mostly idle).
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            results = list(pool.map(one, planned))
+        failed = sum(res is None for res in results)
+        busy = sum(bool(res and res.get("busy")) for res in results)
+        if busy:
+            print(f"{busy} cell(s) left to the other process(es) training them")
     write_report(out_dir, md, fig, planned)
     print(f"wrote {md} and {fig}" + (f"; {failed} cell(s) failed" if failed else ""))
     return 1 if failed else 0
