@@ -31,13 +31,6 @@ def _shared_path(relative: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED_DIR.is_dir():
-        pytest.skip(f"../shared not found at {SHARED_DIR}")
-    return SHARED_DIR
-
-
-@pytest.fixture(scope="session")
 def fer2013_npz() -> Path:
     return _shared_path("data/fer2013.npz")
 

@@ -115,14 +115,14 @@ def test_garbage_model_fails_clearly(kind, ros_env, procs, tmp_path, model_onnx)
     assert "Traceback" not in err, err[-4000:]
 
 
-def test_camera_stops_and_restarts(ros_env, procs, client, model_onnx, shared_dir):
+def test_camera_stops_and_restarts(ros_env, procs, client, model_onnx, obama_jpg):
     """fer_camera is killed and started again: diagnostics OK -> WARN (stale) -> OK."""
     _, FaceEmotionArray, DiagnosticArray = _msgs()
     diags = client.collect(DiagnosticArray, "/diagnostics")
     faces = client.collect(FaceEmotionArray, "/fer_node/faces")
     node = procs.start(ros_env, params=rh.node_params(model_onnx, stale_timeout=1.0, qos_reliability="reliable"),
                        remaps={"image": "/cam/image"})
-    image = str(shared_dir / "media" / "obama.jpg")
+    image = str(obama_jpg)
     camera_args = dict(module="fer_perception.camera_source", extra_args=["--image", image, "--rate", "10",
                                                                           "--resize", "640x480"],
                        remaps={"image": "/cam/image"})
