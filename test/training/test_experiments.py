@@ -16,12 +16,14 @@ def test_plan_cells(tiny_npz, tiny_ck_npz):
 
 
 def test_run_one_cell_then_skip_it(tiny_ck_npz, tmp_path, capsys):
-    args = ["--out-dir", str(tmp_path / "exp"), "--datasets", "ck", "--dataset-path", f"ck={tiny_ck_npz}",
+    args = ["--out-dir", str(tmp_path / "exp"), "--cells-dir", str(tmp_path / "cells"),
+            "--datasets", "ck", "--dataset-path", f"ck={tiny_ck_npz}",
             "--archs", "arch1", "--folds", "0", "--k", "5", "--epochs", "1", "--max-train-images", "40",
             "--results-md", str(tmp_path / "docs" / "results.md"),
             "--figure", str(tmp_path / "docs" / "figures" / "acc.png")]
     assert main(args) == 0
-    cell = json.loads((tmp_path / "exp" / "cells" / "ck__arch1__fold0.json").read_text())
+    cell = json.loads((tmp_path / "cells" / "ck__arch1__fold0.json").read_text())
+    assert (tmp_path / "exp" / "runs" / "ck__arch1__fold0" / "model.keras").exists()  # checkpoints apart
     assert cell["epochs_run"] == 1 and "--split subject --fold 0 --folds 5" in cell["command"]
     assert cell["profile"] == "paper"
     md = (tmp_path / "docs" / "results.md").read_text()
@@ -72,7 +74,7 @@ def test_report_compares_architectures_on_the_folds_they_share(tmp_path):
     _cell(cells, "fer", "arch3", 0, 0.60, conditions=dict(
         cpus=16, intra_op_threads="default", other_training_processes=8, backend="jax",
         accelerator="NVIDIA H100 80GB HBM3"))
-    text = write_report(tmp_path / "exp", tmp_path / "results.md", tmp_path / "fig.png")
+    text = write_report(cells, tmp_path / "results.md", tmp_path / "fig.png")
     assert "| ck | arch1 | 80.00 % +- 8.16 | 3: 0,1,2 |" in text
     assert "| ck | arch2-lr0.001 | 60.00 % | 1: 1 |" in text and "| ck | arch2 | 20.00 % | 1: 0 |" in text
     # the fair comparison uses fold 1 only: arch1 80 %, not its 3-fold mean
@@ -105,16 +107,17 @@ def test_parallel_jobs_and_the_cell_lock(tiny_ck_npz, tmp_path, capsys):
     from fer_training.experiments import _CellLock
 
     out = tmp_path / "exp"
-    common = ["--out-dir", str(out), "--datasets", "ck", "--dataset-path", f"ck={tiny_ck_npz}",
+    common = ["--out-dir", str(out), "--cells-dir", str(out / "cells"),
+              "--datasets", "ck", "--dataset-path", f"ck={tiny_ck_npz}",
               "--archs", "arch1", "--k", "5", "--epochs", "1", "--max-train-images", "40",
               "--results-md", str(tmp_path / "results.md"), "--figure", str(tmp_path / "acc.png")]
-    (out / "cells").mkdir(parents=True)
+    (out / "locks").mkdir(parents=True)
     # Fold 1 is being trained by another live process: this run leaves it alone.
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / "cells" / "ck__arch1__fold1.lock").write_text(str(other.pid))
+        (out / "locks" / "ck__arch1__fold1.lock").write_text(str(other.pid))
         # Fold 2's lock is stale (its process is gone): taken over.
-        (out / "cells" / "ck__arch1__fold2.lock").write_text("999999999")
+        (out / "locks" / "ck__arch1__fold2.lock").write_text("999999999")
         assert main(common + ["--folds", "0,1,2", "--jobs", "2"]) == 0
     finally:
         other.kill()
@@ -124,8 +127,37 @@ def test_parallel_jobs_and_the_cell_lock(tiny_ck_npz, tmp_path, capsys):
     assert "1 cell(s) left to the other process(es)" in text
     done = sorted(p.name for p in (out / "cells").glob("*.json"))
     assert done == ["ck__arch1__fold0.json", "ck__arch1__fold2.json"]
-    assert not (out / "cells" / "ck__arch1__fold2.lock").exists()
-    lock = _CellLock(out / "cells" / "x.lock")
+    assert not (out / "locks" / "ck__arch1__fold2.lock").exists()
+    lock = _CellLock(out / "locks" / "x.lock")
     assert lock.acquire() and lock.holder() == os.getpid() and lock.acquire()  # re-entrant for its owner
     lock.release()
-    assert not (out / "cells" / "x.lock").exists()
+    assert not (out / "locks" / "x.lock").exists()
+
+
+def _table_rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| data set")]
+
+
+def test_committed_report_is_what_the_committed_cell_records_give(tmp_path):
+    """docs/results.md is rebuilt from docs/results/cells; a hand edit of either shows up here."""
+    from fer_training.experiments import DEFAULT_CELLS_DIR, REPO_ROOT, load_cells, write_report
+
+    cells = load_cells(DEFAULT_CELLS_DIR)
+    assert len(cells) >= 42 and all(c["cell"] == f"{c['dataset']}__{c['label']}__" + (
+        "all" if c["fold"] is None else f"fold{c['fold']}") for c in cells)
+    text = write_report(DEFAULT_CELLS_DIR, tmp_path / "results.md", tmp_path / "fig.png")
+    committed = (REPO_ROOT / "docs" / "results.md").read_text()
+    assert _table_rows(text) == _table_rows(committed)
+    assert "from the cell records in `docs/results/cells`" in committed
+
+
+def test_rebuilt_cells_say_so_in_the_report(tmp_path):
+    from fer_training.experiments import write_report
+
+    cells = tmp_path / "cells"
+    _cell(cells, "ck", "arch1", 0, 0.9, conditions=dict(cpus=2, accelerator="none", backend="tensorflow"))
+    record = json.loads((cells / "ck__arch1__fold0.json").read_text())
+    record["recovered_from"] = "docs/results.md at commit abc"
+    (cells / "ck__arch1__fold0.json").write_text(json.dumps(record))
+    text = write_report(cells, tmp_path / "results.md", tmp_path / "fig.png")
+    assert "2 CPUs, no GPU (cell rebuilt from docs/results.md at commit abc" in text
