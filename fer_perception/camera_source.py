@@ -13,7 +13,8 @@ parameters of config/fer.yaml (section ``fer_camera``).
 A device or file that stops delivering frames is released and reopened every ``reopen_interval``
 seconds until it works again (both events are logged once), so a camera can be unplugged and
 plugged back in. A video file that ends is played again with ``loop``; otherwise fer_camera exits
-(status 0) after its last frame, as it does after ``max_frames``.
+(status 0) after its last frame, as it does after ``max_frames``. ``wait_for_subscribers`` holds the
+first frame until that many subscribers have matched (DDS does not replay frames to late joiners).
 """
 
 from __future__ import annotations
@@ -265,6 +266,8 @@ def _camera_class():
 
             log = self.get_logger()
             p = self.params
+            if not self._wait_for_subscribers(p["wait_for_subscribers"]):
+                return
             next_t = time.monotonic()
             while not self._stop.is_set():
                 frame, event = self.source.read()
@@ -305,6 +308,18 @@ def _camera_class():
                     delay = min(0.05, self.source.reopen_interval)
                 if delay > 0:
                     self._stop.wait(delay)
+
+        def _wait_for_subscribers(self, wanted: int) -> bool:
+            """Hold the first frame until ``wanted`` subscribers have matched the image publisher, so
+            that they see the clip from its first frame. False when the node is stopped meanwhile."""
+            if wanted <= 0:
+                return True
+            self.get_logger().info(f"waiting for {wanted} subscriber(s) on {self.topic}")
+            while self._pub.get_subscription_count() < wanted:
+                if self._stop.wait(0.05):
+                    return False
+            self.get_logger().info(f"{self._pub.get_subscription_count()} subscriber(s) matched; publishing")
+            return True
 
         def _header(self):
             from std_msgs.msg import Header
@@ -372,12 +387,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", action="store_true", default=None, help="loop video files")
     parser.add_argument("--frame-id", help="header.frame_id")
     parser.add_argument("--max-frames", type=int, help="stop after N frames")
+    parser.add_argument("--wait-for-subscribers", type=int, metavar="N",
+                        help="hold the first frame until N subscribers have matched the image topic")
     parser.add_argument("--compressed", action="store_true", default=None,
                         help="also publish <image>/compressed (JPEG)")
     args = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
     overrides = source_overrides(args)
     for flag, name in (("rate", "rate"), ("resize", "resize"), ("loop", "loop"), ("frame_id", "frame_id"),
-                       ("max_frames", "max_frames"), ("compressed", "publish_compressed")):
+                       ("max_frames", "max_frames"), ("compressed", "publish_compressed"),
+                       ("wait_for_subscribers", "wait_for_subscribers")):
         value = getattr(args, flag)
         if value is not None:
             overrides[name] = value
