@@ -60,16 +60,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union else 0.0
-
-
 class Phase:
     """One node process + its client for one transport."""
 
@@ -161,6 +151,8 @@ def good_frame_message(transport: str, frame: np.ndarray):
 
 def check_good_frame(phase: Phase, frame: np.ndarray, reference, timeout: float = 30.0) -> dict:
     """Publish the face frame until a FaceEmotionArray for it arrives; compare with ``reference``."""
+    from fer_perception.tracking import iou
+
     sent_at = time.monotonic()
     msg = good_frame_message(phase.transport, frame)
     deadline = sent_at + timeout

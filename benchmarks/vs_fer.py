@@ -236,18 +236,10 @@ def run_node(model: Path, frames, repeats: int, log_dir: Path, threads: int, bac
 # --- comparison --------------------------------------------------------------------------------------------
 
 
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union else 0.0
-
-
 def agreement(ours, theirs, labels) -> dict:
     """Greedy IoU >= 0.5 matching per frame; counts of matched faces and equal top labels."""
+    from fer_perception.tracking import iou
+
     matched = same = ours_n = theirs_n = 0
     for mine, fer_faces in zip(ours, theirs):
         ours_n += len(mine)
