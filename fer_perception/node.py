@@ -66,10 +66,11 @@ def max_faces_capacity() -> int:
 
 def default_pipeline_factory(options: dict) -> Any:
     """FacePipeline from the node's parameters (model_path '' = the shipped model)."""
-    from fer_perception.pipeline import DEFAULT_MODEL_PATH, FacePipeline
+    from fer_perception.inference import resolve_model_path
+    from fer_perception.pipeline import FacePipeline
 
     return FacePipeline.from_options(
-        options["model_path"] or DEFAULT_MODEL_PATH,
+        resolve_model_path(options["model_path"]),
         backend=options["backend"],
         detector=options["detector"],
         precision=options["precision"],

@@ -58,8 +58,8 @@ OUTPUT_NAME = "probabilities"
 
 __all__ = [
     "BACKEND_NAMES", "DEFAULT_MODEL_PATH", "FACE_INPUT_SHAPE", "FACE_SIZE", "MODELS_DIR", "NUM_CLASSES",
-    "PRECISIONS", "InferenceBackend", "available_backends", "create_backend", "resolve_tflite_path",
-    "validate_faces",
+    "PRECISIONS", "InferenceBackend", "available_backends", "create_backend", "resolve_model_path",
+    "resolve_tflite_path", "validate_faces",
 ]
 
 
@@ -149,6 +149,19 @@ def _check_contract(runner: Runner) -> int:
             f"is N x {NUM_CLASSES} ({', '.join(EMOTION_LABELS)})"
         )
     return index
+
+
+def resolve_model_path(value: str | os.PathLike | None) -> Path:
+    """The model file a ``model_path`` setting names: empty = the default shipped model; a bare file
+    name that is not in the working directory but is one of the shipped models (for example
+    ``arch1_fer2013_tta12.onnx``) = that shipped file, wherever the package is installed; anything
+    else is taken as given (a missing file is reported when it is loaded)."""
+    if not value:
+        return DEFAULT_MODEL_PATH
+    path = Path(value)
+    if path.name == str(value) and not path.exists() and (MODELS_DIR / path.name).is_file():
+        return MODELS_DIR / path.name
+    return path
 
 
 def resolve_tflite_path(model_path: str | os.PathLike, precision: str = "fp32") -> Path:

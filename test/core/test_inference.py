@@ -374,3 +374,18 @@ def test_litert_start_up_banner_is_dropped_and_other_stderr_kept(random_model):
     assert r.returncode == 0, r.stderr
     assert "XNNPACK delegate" not in r.stderr
     assert r.stderr.splitlines()[-2:] == ["native line kept", "loaded"], r.stderr
+
+
+def test_model_path_setting_names_a_shipped_file_by_its_bare_name(tmp_path, monkeypatch):
+    from fer_perception.inference import DEFAULT_MODEL_PATH, MODELS_DIR, resolve_model_path
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_path("") == DEFAULT_MODEL_PATH
+    assert resolve_model_path(None) == DEFAULT_MODEL_PATH
+    assert resolve_model_path("arch1_fer2013_tta12.onnx") == MODELS_DIR / "arch1_fer2013_tta12.onnx"
+    # a file of that name in the working directory wins, and paths are taken as given
+    (tmp_path / "arch1_fer2013_tta12.onnx").write_bytes(b"local")
+    assert resolve_model_path("arch1_fer2013_tta12.onnx").resolve() == tmp_path / "arch1_fer2013_tta12.onnx"
+    assert resolve_model_path("models/missing.onnx") == tmp_path.joinpath("models/missing.onnx").relative_to(tmp_path)
+    assert resolve_model_path("no_such_model.onnx").name == "no_such_model.onnx"
+    assert not resolve_model_path("no_such_model.onnx").is_absolute()

@@ -1,8 +1,11 @@
-"""The shipped expression model: its file contract, and the accuracy its model card claims.
+"""The shipped expression models: their file contract, and the accuracy the model card claims.
 
-The model card states the PublicTest accuracy in a machine-readable comment
-(``<!-- shipped-model public_test_accuracy: 0.xxxx -->``); this test re-measures it with the
-runtime's own ONNX Runtime backend, so the card cannot drift from the file.
+Two files ship: the default ``arch1_fer2013.onnx`` (flip-TTA) and the slower, more accurate
+``arch1_fer2013_tta12.onnx`` (the same weights with 12-view TTA in the graph). The model card
+states each one's PublicTest accuracy in a machine-readable comment
+(``<!-- shipped-model public_test_accuracy: 0.xxxx -->``, ``<!-- shipped-model-tta12 ... -->``);
+this test re-measures it with the runtime's own ONNX Runtime backend, so the card cannot drift
+from the files.
 """
 
 from __future__ import annotations
@@ -19,17 +22,19 @@ from fer_perception.labels import EMOTION_LABELS
 from fer_perception.pipeline import FacePipeline
 
 MODEL_CARD = Path(__file__).resolve().parents[2] / "docs" / "MODEL_CARD.md"
-SIDECAR = DEFAULT_MODEL_PATH.with_suffix(".json")
+TTA12_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("arch1_fer2013_tta12.onnx")
+# model file -> the marker of its accuracy in the model card
+SHIPPED = {DEFAULT_MODEL_PATH: "shipped-model", TTA12_MODEL_PATH: "shipped-model-tta12"}
 
 
-@pytest.fixture(scope="module")
-def backend():
-    assert DEFAULT_MODEL_PATH.is_file(), f"the shipped model is missing: {DEFAULT_MODEL_PATH}"
-    return create_backend("onnxruntime", DEFAULT_MODEL_PATH, threads=2)
+@pytest.fixture(scope="module", params=list(SHIPPED), ids=lambda path: path.stem)
+def backend(request):
+    assert request.param.is_file(), f"a shipped model is missing: {request.param}"
+    return create_backend("onnxruntime", request.param, threads=2)
 
 
 def test_contract_shape_order_and_probabilities(backend):
-    sidecar = json.loads(SIDECAR.read_text())
+    sidecar = json.loads(backend.model_path.with_suffix(".json").read_text())
     assert tuple(sidecar["labels"]) == EMOTION_LABELS
     assert sidecar["input"]["shape"] == ["N", 48, 48, 1]
     rng = np.random.default_rng(0)
@@ -46,7 +51,7 @@ def test_tflite_variants_agree_with_onnx(backend):
     rng = np.random.default_rng(1)
     faces = rng.uniform(0, 255, size=(8, 48, 48, 1)).astype(np.float32)
     reference = backend.predict(faces)
-    fp32 = DEFAULT_MODEL_PATH.with_name(DEFAULT_MODEL_PATH.stem + "_fp32.tflite")
+    fp32 = backend.model_path.with_name(backend.model_path.stem + "_fp32.tflite")
     probs = create_backend("tflite", fp32).predict(faces)
     np.testing.assert_allclose(probs, reference, atol=1e-5)
 
@@ -59,15 +64,16 @@ def test_auto_on_a_cpu_runs_the_shipped_litert_twin(backend):
     status = available_backends()
     if status["tensorrt"] is None or status["tflite"] is not None:
         pytest.skip("auto is TensorRT here, or LiteRT is not installed")
-    auto = create_backend("auto", DEFAULT_MODEL_PATH)
-    assert auto.name == "tflite" and auto.model_path.name == "arch1_fer2013_fp32.tflite"
+    auto = create_backend("auto", backend.model_path)
+    assert auto.name == "tflite" and auto.model_path.name == backend.model_path.stem + "_fp32.tflite"
     faces = np.random.default_rng(2).uniform(0, 255, size=(8, 48, 48, 1)).astype(np.float32)
     np.testing.assert_allclose(auto.predict(faces), backend.predict(faces), atol=1e-5)
 
 
 def test_public_test_accuracy_matches_model_card(backend, fer2013_npz):
-    claimed = re.search(r"<!-- shipped-model public_test_accuracy: ([0-9.]+) -->", MODEL_CARD.read_text())
-    assert claimed, "docs/MODEL_CARD.md must state the shipped model's PublicTest accuracy"
+    marker = SHIPPED[backend.model_path]
+    claimed = re.search(rf"<!-- {marker} public_test_accuracy: ([0-9.]+) -->", MODEL_CARD.read_text())
+    assert claimed, f"docs/MODEL_CARD.md must state {backend.model_path.name}'s PublicTest accuracy"
     data = np.load(fer2013_npz)
     public = data["split"] == "public_test"
     images = data["images"][public].astype(np.float32)[..., None]
@@ -77,13 +83,14 @@ def test_public_test_accuracy_matches_model_card(backend, fer2013_npz):
     assert accuracy == pytest.approx(float(claimed.group(1)), abs=5e-4)
 
 
-def test_recognises_a_smile_on_a_real_photo():
+@pytest.mark.parametrize("model_path", list(SHIPPED), ids=lambda path: path.stem)
+def test_recognises_a_smile_on_a_real_photo(model_path):
     """The astronaut (Eileen Collins) smiles broadly: the trained model must say happy."""
     skimage_data = pytest.importorskip("skimage.data")
     import cv2
 
     bgr = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
-    pipeline = FacePipeline.from_options(DEFAULT_MODEL_PATH, backend="onnxruntime")
+    pipeline = FacePipeline.from_options(model_path, backend="onnxruntime")
     faces = pipeline.process(bgr)
     assert len(faces) == 1
     assert EMOTION_LABELS[int(np.argmax(faces[0].probabilities))] == "happy"
@@ -105,3 +112,25 @@ def test_node_defaults_run_detector_and_model_on_litert_on_a_cpu():
     info = pipeline_info(default_pipeline_factory(options), options)
     assert info["backend"] == "tflite" and info["detector_backend"] == "tflite"
     assert str(info["model"]).endswith("arch1_fer2013_fp32.tflite")
+
+
+def test_tta12_model_is_the_default_weights_with_twelve_views():
+    """Both files come from one trained checkpoint; they differ only in the TTA folded into the graph."""
+    default = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
+    tta12 = json.loads(TTA12_MODEL_PATH.with_suffix(".json").read_text())
+    assert tta12["source_sha256"] == default["source_sha256"]
+    assert (default["flip_tta"], default.get("crop_tta", 0)) == (True, 0)
+    assert (tta12["flip_tta"], tta12["crop_tta"]) == (True, 44)
+
+
+def test_node_loads_the_tta12_model_by_its_bare_name():
+    """`model_path: arch1_fer2013_tta12.onnx` needs no install path: the node finds the shipped file."""
+    pytest.importorskip("rclpy")
+    from fer_perception.node import NODE_KEY, default_pipeline_factory, pipeline_info
+    from fer_perception.params import load_specs
+
+    options = {name: spec.default for name, spec in load_specs(NODE_KEY).items()}
+    options.update(model_path=TTA12_MODEL_PATH.name, backend="onnxruntime")
+    info = pipeline_info(default_pipeline_factory(options), options)
+    assert info["backend"] == "onnxruntime"
+    assert Path(str(info["model"])) == TTA12_MODEL_PATH

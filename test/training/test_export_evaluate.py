@@ -9,7 +9,7 @@ import pytest
 
 from fer_training import calibration
 from fer_training.evaluate import Predictor, evaluate_model, main as evaluate_main, metrics_from_probs
-from fer_training.export import run_export
+from fer_training.export import ExportError, run_export
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,35 @@ def test_folded_temperature_and_flip_tta(random_keras_model, tmp_path):
     want = calibration.softmax(z, 2.5)
     got = Predictor(tmp_path / "wrapped.onnx")(x)
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_folded_crop_and_flip_tta_matches_opencv_views(random_keras_model, tmp_path):
+    # 12 views: the image, the centre and four corner 40x40 windows enlarged back to 48x48, all
+    # mirrored too. The reference is built independently with OpenCV (bilinear, half-pixel centres).
+    cv2 = pytest.importorskip("cv2")
+    summary = run_export(random_keras_model, tmp_path, formats="onnx,tflite-fp32", temperature="1.5",
+                         flip_tta=True, crop_tta=40, name="crops", log=lambda *a, **k: None)
+    assert summary["crop_tta"] == 40 and summary["flip_tta"]
+    from fer_training.models import logits_model
+    from fer_training.train import load_keras_model
+
+    core = logits_model(load_keras_model(random_keras_model))
+    faces = np.random.default_rng(2).integers(0, 256, (5, 48, 48)).astype(np.float32)
+    views = [faces]
+    for top, left in [(4, 4), (0, 0), (0, 8), (8, 0), (8, 8)]:
+        views.append(np.stack([cv2.resize(f[top:top + 40, left:left + 40], (48, 48), interpolation=cv2.INTER_LINEAR)
+                               for f in faces]))
+    views += [v[:, :, ::-1] for v in views]
+    z = np.mean([np.asarray(core(np.ascontiguousarray(v)[..., None])) for v in views], axis=0)
+    want = calibration.softmax(z, 1.5)
+    for exported in ("crops.onnx", "crops_fp32.tflite"):
+        got = Predictor(tmp_path / exported)(faces[..., None])
+        np.testing.assert_allclose(got, want, atol=2e-4, err_msg=exported)
+
+
+def test_crop_tta_rejects_a_window_that_does_not_fit(random_keras_model, tmp_path):
+    with pytest.raises(ExportError, match="crop-tta"):
+        run_export(random_keras_model, tmp_path, formats="onnx", crop_tta=48, log=lambda *a, **k: None)
 
 
 def test_fit_temperature_recovers_a_known_temperature():

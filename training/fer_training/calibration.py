@@ -1,5 +1,5 @@
 """Temperature scaling (Guo et al. 2017), expected calibration error, and the serving wrapper
-that folds temperature and horizontal-flip test-time augmentation into the exported graph."""
+that folds temperature and test-time augmentation (mirror, crops) into the exported graph."""
 
 from __future__ import annotations
 
@@ -86,6 +86,26 @@ def _keras_layers():
             return ops.flip(x, axis=2)
 
     @keras.saving.register_keras_serializable(package="fer_training")
+    class CropResize(keras.layers.Layer):
+        """Cut the size x size window at (top, left) and resize it back to the input's size.
+
+        Bilinear with half-pixel centres (``tf.image.resize``; ONNX Resize and TFLite
+        RESIZE_BILINEAR export it the same way), no antialiasing: the crop is only enlarged.
+        """
+
+        def __init__(self, top: int = 0, left: int = 0, size: int = 44, **kwargs):
+            super().__init__(**kwargs)
+            self.top, self.left, self.size = int(top), int(left), int(size)
+
+        def call(self, x):
+            height, width = x.shape[1], x.shape[2]
+            window = x[:, self.top:self.top + self.size, self.left:self.left + self.size, :]
+            return ops.image.resize(window, (height, width), interpolation="bilinear", antialias=False)
+
+        def get_config(self):
+            return {**super().get_config(), "top": self.top, "left": self.left, "size": self.size}
+
+    @keras.saving.register_keras_serializable(package="fer_training")
     class TemperatureScale(keras.layers.Layer):
         """logits / T with a fixed (non-trainable, config-stored) temperature."""
 
@@ -101,43 +121,59 @@ def _keras_layers():
         def get_config(self):
             return {**super().get_config(), "temperature": self.temperature}
 
-    return HorizontalFlip, TemperatureScale
+    return HorizontalFlip, CropResize, TemperatureScale
 
 
-HorizontalFlip, TemperatureScale = (None, None)
+HorizontalFlip, CropResize, TemperatureScale = (None, None, None)
 
 
 def _ensure_layers():
-    global HorizontalFlip, TemperatureScale
+    global HorizontalFlip, CropResize, TemperatureScale
     if HorizontalFlip is None:
-        HorizontalFlip, TemperatureScale = _keras_layers()
-    return HorizontalFlip, TemperatureScale
+        HorizontalFlip, CropResize, TemperatureScale = _keras_layers()
+    return HorizontalFlip, CropResize, TemperatureScale
 
 
-def serving_model(model, *, temperature: float = 1.0, flip_tta: bool = False):
-    """Wrap a fer_training model: faces (0..255) -> [flip-TTA logit average] -> / T -> softmax.
+def crop_windows(crop_size: int, image_size: int = 48) -> list[tuple[int, int]]:
+    """(top, left) of the five crop-TTA windows: centre, then the four corners."""
+    if not 0 < crop_size < image_size:
+        raise ValueError(f"crop size must be between 1 and {image_size - 1} pixels, got {crop_size}")
+    far, mid = image_size - crop_size, (image_size - crop_size) // 2
+    return [(mid, mid), (0, 0), (0, far), (far, 0), (far, far)]
 
-    With temperature 1 and no TTA the output equals ``model``'s. The input/output names follow
-    the model contract (``faces`` -> ``probabilities``).
+
+def serving_model(model, *, temperature: float = 1.0, flip_tta: bool = False, crop_tta: int = 0):
+    """Wrap a fer_training model: faces (0..255) -> [TTA logit average] -> / T -> softmax.
+
+    ``flip_tta`` adds the mirror image; ``crop_tta`` (a window size in pixels, 0 = off) adds the
+    centre and four corner windows of that size, each resized back to the input size (and
+    mirrored too with ``flip_tta``): 2, 6 or 12 views, their logits averaged. With temperature 1
+    and no TTA the output equals ``model``'s. The input/output names follow the model contract
+    (``faces`` -> ``probabilities``).
     """
     import keras
 
     from .models import INPUT_NAME, OUTPUT_NAME, logits_model
 
-    flip_layer, temp_layer = _ensure_layers()
+    flip_layer, crop_layer, temp_layer = _ensure_layers()
     core = logits_model(model)
     inputs = keras.Input(model.inputs[0].shape[1:], name=INPUT_NAME, dtype="float32")
-    logits = core(inputs)
+    views = [inputs]
+    if crop_tta:
+        views += [crop_layer(top, left, crop_tta, name=f"crop{crop_tta}_{top}_{left}")(inputs)
+                  for top, left in crop_windows(crop_tta, int(inputs.shape[1]))]
     if flip_tta:
-        flipped = core(flip_layer(name="hflip")(inputs))
-        logits = keras.layers.Average(name="tta_average")([logits, flipped])
+        views += [flip_layer(name=f"hflip_{i}" if i else "hflip")(view) for i, view in enumerate(views)]
+    logits = [core(view) for view in views]
+    logits = keras.layers.Average(name="tta_average")(logits) if len(logits) > 1 else logits[0]
     if temperature != 1.0:
         logits = temp_layer(temperature, name="temperature")(logits)
     probs = keras.layers.Activation("softmax", name=OUTPUT_NAME)(logits)
-    suffix = ("_tta" if flip_tta else "") + (f"_T{temperature:.3f}" if temperature != 1.0 else "")
+    suffix = ("_tta" if flip_tta else "") + (f"_crop{crop_tta}" if crop_tta else "") + \
+        (f"_T{temperature:.3f}" if temperature != 1.0 else "")
     return keras.Model(inputs, probs, name=f"{model.name}_serving{suffix}")
 
 
 def custom_objects() -> dict:
-    flip_layer, temp_layer = _ensure_layers()
-    return {"HorizontalFlip": flip_layer, "TemperatureScale": temp_layer}
+    flip_layer, crop_layer, temp_layer = _ensure_layers()
+    return {"HorizontalFlip": flip_layer, "CropResize": crop_layer, "TemperatureScale": temp_layer}

@@ -1,5 +1,5 @@
 """``fer-export``: Keras model -> ONNX / TFLite (fp32, fp16, int8) / TensorRT, each checked against
-the Keras model, with an optional temperature and flip-TTA folded into the exported graph.
+the Keras model, with an optional temperature and test-time augmentation folded into the exported graph.
 
     fer-export --model runs/a1/model.keras --out-dir exported --calibration-data ../shared/data/fer2013.npz \\
                --formats onnx,tflite-fp32,tflite-fp16,tflite-int8 --temperature auto --flip-tta
@@ -192,7 +192,8 @@ def compare(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None) -> dict
 
 
 def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data=None, label_file=None,
-               val_split=None, temperature="1", flip_tta=False, name=None, strict=True, log=print) -> dict:
+               val_split=None, temperature="1", flip_tta=False, crop_tta=0, name=None, strict=True,
+               log=print) -> dict:
     from .runtime import configure
 
     configure()
@@ -207,6 +208,8 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
         raise ExportError(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
     if "tensorrt" in fmts and "onnx" not in fmts:
         fmts.insert(0, "onnx")  # the engine is built from the ONNX file
+    if crop_tta and not 0 < int(crop_tta) < 48:
+        raise ExportError(f"--crop-tta must be a window size between 1 and 47 pixels (0 = off), got {crop_tta}")
     name = name or model_path.stem
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -231,22 +234,23 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
     if str(temperature).lower() == "auto":
         if y_val is None:
             raise ExportError("--temperature auto needs --calibration-data (fitted on its validation split)")
-        probs_t1 = predict_probs(serving_model(base, flip_tta=flip_tta), x_val)
+        probs_t1 = predict_probs(serving_model(base, flip_tta=flip_tta, crop_tta=crop_tta), x_val)
         t = fit_temperature(probs_t1, y_val)
         log(f"fitted temperature T = {t:.4f} on {len(y_val)} validation images")
     else:
         t = float(temperature)
-    model = serving_model(base, temperature=t, flip_tta=flip_tta) if (t != 1.0 or flip_tta) else base
+    wrap = t != 1.0 or flip_tta or crop_tta
+    model = serving_model(base, temperature=t, flip_tta=flip_tta, crop_tta=crop_tta) if wrap else base
     ref = predict_probs(model, x_val)
     summary = dict(source_model=str(model_path), source_sha256=sha256(model_path), temperature=t,
-                   flip_tta=bool(flip_tta), label_names=list(label_names), validation_images=int(len(x_val)),
+                   flip_tta=bool(flip_tta), crop_tta=int(crop_tta), label_names=list(label_names), validation_images=int(len(x_val)),
                    formats={})
     if y_val is not None:
         from .calibration import expected_calibration_error
 
         summary["keras_accuracy"] = float((ref.argmax(1) == y_val).mean())
         summary["keras_ece"] = expected_calibration_error(ref, y_val)
-    if t != 1.0 or flip_tta:
+    if wrap:
         wrapped = out_dir / f"{name}_serving.keras"
         model.save(wrapped)
         log(f"wrote {wrapped} (Keras model with the folded temperature/TTA)")
@@ -317,7 +321,8 @@ def format_summary(s: dict) -> str:
                     f"{e.get('max_abs_diff', float('nan')):>9.2e} {e.get('top1_agreement', float('nan')):>9.4f} "
                     f"{e.get('accuracy', float('nan')):>9.4f} {e.get('accuracy_delta', float('nan')):>+8.4f}")
     head = f"Keras reference: accuracy {s.get('keras_accuracy', float('nan')):.4f}, T={s['temperature']:.4f}, " \
-           f"flip-TTA {'on' if s['flip_tta'] else 'off'}, {s['validation_images']} images"
+           f"flip-TTA {'on' if s['flip_tta'] else 'off'}, crop-TTA {s.get('crop_tta') or 'off'}, " \
+           f"{s['validation_images']} images"
     return head + "\n" + "\n".join(rows)
 
 
@@ -333,13 +338,16 @@ def main(argv=None) -> int:
     p.add_argument("--val-split", help="validation split name (default: public_test/val/test)")
     p.add_argument("--temperature", default="1", help="a number or 'auto' (fit on the validation split)")
     p.add_argument("--flip-tta", action="store_true", help="average the logits of the image and its mirror in-graph")
+    p.add_argument("--crop-tta", type=int, default=0, metavar="PIXELS",
+                   help="also average the centre and four corner windows of this size, resized back "
+                        "to 48x48 in-graph (mirrored too with --flip-tta: 12 views); 0 = off")
     p.add_argument("--name", help="file stem of the outputs (default: the model's)")
     p.add_argument("--summary-json", help="write the summary here too")
     args = p.parse_args(argv)
     try:
         summary = run_export(args.model, args.out_dir, formats=args.formats, calibration_data=args.calibration_data,
                              label_file=args.label_file, val_split=args.val_split, temperature=args.temperature,
-                             flip_tta=args.flip_tta, name=args.name, strict=False)
+                             flip_tta=args.flip_tta, crop_tta=args.crop_tta, name=args.name, strict=False)
     except (ExportError, fdata.DatasetError, FileNotFoundError) as exc:
         print(f"fer-export: {exc}", file=sys.stderr)
         return 2
