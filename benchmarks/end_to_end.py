@@ -231,22 +231,6 @@ def markdown(results: list[dict], info: dict, command: str, args) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_doc(section: str, doc: Path = DOC) -> None:
-    block = f"{BEGIN}\n{section}{END}\n"
-    if doc.exists():
-        text = doc.read_text()
-        if BEGIN in text and END in text:
-            head, rest = text.split(BEGIN, 1)
-            _, tail = rest.split(END, 1)
-            text = head + block + tail.lstrip("\n")
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-    else:
-        doc.parent.mkdir(parents=True, exist_ok=True)
-        text = "# Benchmarks\n\n" + block
-    doc.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     from fer_perception.dds import ensure_fastdds_profile
     from fer_perception.pipeline import DEFAULT_MODEL_PATH
@@ -274,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         section = markdown(saved["results"], saved["machine"], saved["command"], run_args)
         print(section)
         if not args.no_doc:
-            write_doc(section)
+            rh.replace_doc_block(DOC, BEGIN, END, section)
             print(f"updated {DOC}")
         return 0
     if args.threads is None:
@@ -314,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps({"machine": info, "results": results, "command": command,
                                                "args": saved_args}, indent=2))
     if not args.no_doc:
-        write_doc(section)
+        rh.replace_doc_block(DOC, BEGIN, END, section)
         print(f"updated {DOC}")
     return 0
 

@@ -286,25 +286,6 @@ def markdown(info: dict, face_rows, keras, frame_rows, command: str, load: tuple
     return "\n".join(out)
 
 
-def write_doc(section: str, doc: Path = DOC) -> None:
-    block = f"{BEGIN}\n{section}{END}\n"
-    if doc.exists():
-        text = doc.read_text()
-        if BEGIN in text and END in text:
-            head, rest = text.split(BEGIN, 1)
-            _, tail = rest.split(END, 1)
-            text = head + block + ("\n" + tail.lstrip("\n") if tail.strip() else "")
-        elif HEADING in text:
-            head, tail = text.split(HEADING, 1)
-            text = head + HEADING + "\n\n" + block + tail
-        else:
-            text = text.rstrip("\n") + f"\n\n{HEADING}\n\n" + block
-    else:
-        doc.parent.mkdir(parents=True, exist_ok=True)
-        text = f"# Benchmarks\n\n{HEADING}\n\n{block}"
-    doc.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keras", help="a trained .keras model (default: random-weight ARCH-1)")
@@ -347,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"machine": info, "per_face": face_rows, "keras": keras,
                                          "frames": frame_rows, "load": [load0, load1]}, indent=2))
     if not args.no_doc:
-        write_doc(section)
+        rh.replace_doc_block(DOC, BEGIN, END, section, heading=HEADING)
         print(f"wrote {DOC}")
     return 0
 

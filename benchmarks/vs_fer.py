@@ -358,18 +358,11 @@ def markdown(res: dict) -> str:
 
 
 def update_doc(text: str) -> None:
-    begin, end = "<!-- BEGIN vs_fer: written by benchmarks/vs_fer.py, edit there -->", "<!-- END vs_fer -->"
-    block = f"{begin}\n{text.strip()}\n{end}"
-    if not DOC.exists():
-        DOC.write_text(f"# Benchmarks\n\n{block}\n")
-        return
-    doc = DOC.read_text()
-    if begin in doc and end in doc:
-        head, rest = doc.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        DOC.write_text(head + block + tail)
-    else:
-        DOC.write_text(doc.rstrip("\n") + "\n\n" + block + "\n")
+    sys.path.insert(0, str(REPO / "test"))  # rosharness
+    import rosharness as rh
+
+    rh.replace_doc_block(DOC, "<!-- BEGIN vs_fer: written by benchmarks/vs_fer.py, edit there -->",
+                         "<!-- END vs_fer -->", text)
 
 
 def main(argv=None) -> int:

@@ -405,18 +405,36 @@ def compose_frame(n_faces: int, crops: list, width: int = 640, height: int = 480
 # --- documents -----------------------------------------------------------------------------------------
 
 
-def update_doc_block(path: Path, name: str, text: str) -> None:
-    """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``."""
+def replace_doc_block(path: Path, begin: str, end: str, text: str, *, heading: str | None = None,
+                      must_exist: bool = False) -> None:
+    """Put ``text`` between the marker lines ``begin`` and ``end`` of the Markdown file ``path``.
+
+    An existing block is replaced and everything around it kept. Without one: ``must_exist`` raises;
+    else the block goes right under ``heading`` when the file has that line, or at the end (under
+    ``heading`` when given); a missing file is created with a "# Benchmarks" title.
+    """
     import re
 
     path = Path(path)
-    doc = path.read_text()
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{text.strip()}\n{end}"
+    doc = path.read_text() if path.exists() else ""
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    if not pattern.search(doc):
+    if pattern.search(doc):
+        doc = pattern.sub(lambda _: block, doc, count=1)
+    elif must_exist:
         raise RuntimeError(f"{path} has no {begin} ... {end} block")
-    doc = pattern.sub(lambda _: f"{begin}\n{text.strip()}\n{end}", doc)
+    elif heading and heading in doc:
+        head, tail = doc.split(heading, 1)
+        doc = f"{head}{heading}\n\n{block}\n" + (f"\n{tail.lstrip()}" if tail.strip() else "")
+    else:
+        doc = (doc.rstrip("\n") if doc else "# Benchmarks") + "\n\n" + (f"{heading}\n\n" if heading else "") + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(doc)
+
+
+def update_doc_block(path: Path, name: str, text: str) -> None:
+    """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``."""
+    replace_doc_block(path, f"<!-- {name}:begin -->", f"<!-- {name}:end -->", text, must_exist=True)
 
 
 def doc_results(path: Path) -> dict[str, dict]:

@@ -18,3 +18,33 @@ def test_patience_scales_with_load_and_can_be_fixed(monkeypatch):
     assert rh.patience(30) == 120  # capped at 4x: a real hang still fails
     monkeypatch.setenv("FER_TEST_TIMEOUT_SCALE", "1.5")
     assert rh.patience(30) == 45
+
+
+def test_doc_block_is_replaced_in_place_and_added_once(tmp_path):
+    doc = tmp_path / "BENCH.md"
+    begin, end = "<!-- BEGIN x -->", "<!-- END x -->"
+    rh.replace_doc_block(doc, begin, end, "first", heading="## X")
+    assert doc.read_text() == f"# Benchmarks\n\n## X\n\n{begin}\nfirst\n{end}\n"
+    doc.write_text(doc.read_text() + "\n## Later\n\ntail text\n")
+    rh.replace_doc_block(doc, begin, end, "second\n", heading="## X")
+    text = doc.read_text()
+    assert text.count(begin) == 1 and "first" not in text and f"{begin}\nsecond\n{end}" in text
+    assert text.endswith("## Later\n\ntail text\n")  # what follows the block is kept
+
+
+def test_doc_block_goes_under_an_existing_heading(tmp_path):
+    doc = tmp_path / "BENCH.md"
+    doc.write_text("# Benchmarks\n\n## X\n\n## Y\n\ny text\n")
+    rh.replace_doc_block(doc, "<!-- b -->", "<!-- e -->", "body", heading="## X")
+    assert doc.read_text() == "# Benchmarks\n\n## X\n\n<!-- b -->\nbody\n<!-- e -->\n\n## Y\n\ny text\n"
+
+
+def test_named_doc_block_must_already_exist(tmp_path):
+    import pytest
+
+    doc = tmp_path / "R.md"
+    doc.write_text("<!-- n:begin -->\nold\n<!-- n:end -->\nkept\n")
+    rh.update_doc_block(doc, "n", "new")
+    assert doc.read_text() == "<!-- n:begin -->\nnew\n<!-- n:end -->\nkept\n"
+    with pytest.raises(RuntimeError, match="no <!-- m:begin -->"):
+        rh.update_doc_block(doc, "m", "x")
