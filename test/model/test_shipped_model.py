@@ -134,3 +134,15 @@ def test_node_loads_the_tta12_model_by_its_bare_name():
     info = pipeline_info(default_pipeline_factory(options), options)
     assert info["backend"] == "onnxruntime"
     assert Path(str(info["model"])) == TTA12_MODEL_PATH
+
+
+def test_documented_training_ab_figures_match_their_run_artefacts():
+    """The model card's lighter-regularisation A/B quotes the run's own results.json, not a retyped number."""
+    artefacts = MODEL_CARD.parents[1] / "training" / "artifacts" / "arch1_light40"
+    result = json.loads((artefacts / "results.json").read_text())
+    config = json.loads((artefacts / "config.json").read_text())
+    assert (config["weight_decay"], config["augment"]["erase_prob"], result["epochs_run"]) == (2.5e-4, 0.25, 40)
+    card = MODEL_CARD.read_text()
+    training_doc = (MODEL_CARD.parent / "training.md").read_text()
+    for figure in (result["val_accuracy"], result["val_accuracy_flip_tta"]):
+        assert f"{100 * figure:.2f} %" in card and f"{100 * figure:.2f} %" in training_doc
