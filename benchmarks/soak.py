@@ -25,7 +25,6 @@ import shlex
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -51,7 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--model", type=Path)
     p.add_argument("--backend", default="auto", help="fer_node backend (its default: auto)")
     p.add_argument("--json", type=Path)
-    p.add_argument("--plot", type=Path, default=PLOT)
+    p.add_argument("--plot", type=Path, default=None,
+                   help=f"where the plot goes (default: {PLOT.relative_to(REPO)} with --update-doc, else LOG_DIR/soak.png)")
     p.add_argument("--update-doc", action="store_true")
     p.add_argument("--from-json", type=Path, help="do not run: render (and --update-doc) a previous --json result")
     p.add_argument("--log-dir", type=Path, default=Path("/tmp/fer_soak"))
@@ -79,8 +79,6 @@ def clip_messages(limit: int = 300):
 def run(args) -> dict:
     import psutil
     from diagnostic_msgs.msg import DiagnosticArray
-    from fer_msgs.msg import FaceEmotionArray
-    from sensor_msgs.msg import Image
 
     model, what = (args.model, "given") if args.model else rh.default_model()
     frames = args.frames
@@ -90,20 +88,7 @@ def run(args) -> dict:
     env = rh.isolated_env(args.log_dir / "ros")
     client = rh.RosClient(env, name="soak_client")
     diags = client.collect(DiagnosticArray, "/diagnostics")
-    answered = threading.Event()
-    expect = {"id": None, "t": 0.0, "faces": 0}
-
-    def on_faces(msg):
-        if msg.header.frame_id == expect["id"]:
-            expect["t"] = time.monotonic()
-            expect["faces"] = len(msg.faces)
-            answered.set()
-
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-    client.node.create_subscription(FaceEmotionArray, "/fer_node/faces", on_faces,
-                                    QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-    pub = client.publisher(Image, "/soak/image", reliable=True, depth=10)
+    loop = rh.ClosedLoop(client, "/soak/image")
     params = rh.node_params(model, qos_reliability="reliable", qos_depth=10, diagnostics_period=1.0,
                             stale_timeout=60.0, backend=args.backend)
     node = rh.NodeProcess.start(env, args.log_dir, params=params, remaps={"image": "/soak/image"})
@@ -113,20 +98,14 @@ def run(args) -> dict:
     faces = np.zeros(frames, np.int16)
     lost = 0
     try:
-        rh.wait_for_subscribers(pub, 1, 120)
+        loop.wait_for_node(120)
         proc = psutil.Process(node.pid)
         cpu0 = proc.cpu_times()
         t_start = time.monotonic()
         for i in range(frames):
-            msg = msgs[i % len(msgs)]
-            msg.header.frame_id = str(i)
-            expect["id"] = str(i)
-            answered.clear()
-            t0 = time.monotonic()
-            pub.publish(msg)
-            if answered.wait(args.timeout):
-                latencies[i] = expect["t"] - t0
-                faces[i] = expect["faces"]
+            answer = loop.send(msgs[i % len(msgs)], str(i), args.timeout)
+            if answer is not None:
+                latencies[i], faces[i] = answer
             else:
                 lost += 1
                 if node.popen.poll() is not None:
@@ -290,6 +269,8 @@ def main(argv=None) -> int:
     if args.from_json:
         res = json.loads(args.from_json.read_text())
     else:
+        if args.plot is None:  # a trial run must not replace the documented figure
+            args.plot = PLOT if args.update_doc else args.log_dir / "soak.png"
         machine = rh.machine_load()
         res = run(args)
         res.update(command="nice -n 19 .venv/bin/python benchmarks/soak.py " + shlex.join(sys.argv[1:] if argv is None else argv),

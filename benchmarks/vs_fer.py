@@ -178,12 +178,8 @@ def _ran_on(res: dict) -> str:
 
 def run_node(model: Path, frames, repeats: int, log_dir: Path, threads: int, backend: str):
     import signal
-    import threading
 
     from diagnostic_msgs.msg import DiagnosticArray
-    from fer_msgs.msg import FaceEmotionArray
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
 
     import rosharness as rh
     from fer_perception.image_conversion import numpy_to_image
@@ -191,17 +187,7 @@ def run_node(model: Path, frames, repeats: int, log_dir: Path, threads: int, bac
     env = rh.isolated_env(log_dir / "ros")
     client = rh.RosClient(env, name="vs_fer_client")
     diags = client.collect(DiagnosticArray, "/diagnostics")
-    answered = threading.Event()
-    expect = {"id": None, "t": 0.0, "n": 0}
-
-    def on_faces(msg):
-        if msg.header.frame_id == expect["id"]:
-            expect["t"], expect["n"] = time.monotonic(), len(msg.faces)
-            answered.set()
-
-    client.node.create_subscription(FaceEmotionArray, "/fer_node/faces", on_faces,
-                                    QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-    pub = client.publisher(Image, "/bench/image", reliable=True, depth=10)
+    loop = rh.ClosedLoop(client, "/bench/image")
     node = rh.NodeProcess.start(env, log_dir, params=rh.node_params(model, qos_reliability="reliable", qos_depth=10,
                                                                      diagnostics_period=1.0, stale_timeout=60.0,
                                                                      threads=threads, backend=backend),
@@ -209,17 +195,14 @@ def run_node(model: Path, frames, repeats: int, log_dir: Path, threads: int, bac
     msgs = [numpy_to_image(f, "bgr8") for f in frames]
     times = np.full((repeats + 1, len(frames)), np.nan)
     try:
-        rh.wait_for_subscribers(pub, 1, 120)
+        loop.wait_for_node(120)
         seq = 0
         for r in range(repeats + 1):  # pass 0 is the warm-up
             for i, m in enumerate(msgs):
                 seq += 1
-                m.header.frame_id = expect["id"] = str(seq)
-                answered.clear()
-                t = time.monotonic()
-                pub.publish(m)
-                if answered.wait(5.0):
-                    times[r, i] = expect["t"] - t
+                answer = loop.send(m, str(seq), 5.0)
+                if answer is not None:
+                    times[r, i] = answer[0]
         t_end = time.monotonic()
         try:  # a status published after the last frame
             status = rh.wait_until(lambda: rh.status_of(client.snapshot(diags), after=t_end + 0.1), 5.0, "final status")

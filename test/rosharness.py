@@ -293,6 +293,42 @@ class RosClient:
             pass
 
 
+class ClosedLoop:
+    """One frame in flight: publish an Image to fer_node, wait for the FaceEmotionArray that answers it.
+
+    The answer is matched by ``header.frame_id`` (the node copies the image's header), so a late answer
+    to an earlier frame is never taken for this one. Reliable QoS both ways: a lost frame is the
+    node's doing, not the transport's.
+    """
+
+    def __init__(self, client: RosClient, image_topic: str, faces_topic: str = "/fer_node/faces") -> None:
+        from fer_msgs.msg import FaceEmotionArray
+        from sensor_msgs.msg import Image
+
+        self._answered = threading.Event()
+        self._expect: dict[str, Any] = {"id": None, "t": 0.0, "faces": 0}
+        client.node.create_subscription(FaceEmotionArray, faces_topic, self._on_faces, client.qos(True, 10))
+        self.publisher = client.publisher(Image, image_topic, reliable=True, depth=10)
+
+    def _on_faces(self, msg: Any) -> None:
+        if msg.header.frame_id == self._expect["id"]:
+            self._expect.update(t=time.monotonic(), faces=len(msg.faces))
+            self._answered.set()
+
+    def wait_for_node(self, timeout: float = 120.0) -> None:
+        wait_for_subscribers(self.publisher, 1, timeout)
+
+    def send(self, msg: Any, frame_id: str, timeout: float) -> tuple[float, int] | None:
+        """Publish ``msg`` as ``frame_id``; (seconds to the answer, faces in it), or None after ``timeout``."""
+        msg.header.frame_id = self._expect["id"] = frame_id
+        self._answered.clear()
+        t0 = time.monotonic()
+        self.publisher.publish(msg)
+        if not self._answered.wait(timeout):
+            return None
+        return self._expect["t"] - t0, self._expect["faces"]
+
+
 def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
     timeout = patience(timeout)
     deadline = time.monotonic() + timeout

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+
+import pytest
 
 import rosharness as rh
 
@@ -40,11 +43,29 @@ def test_doc_block_goes_under_an_existing_heading(tmp_path):
 
 
 def test_named_doc_block_must_already_exist(tmp_path):
-    import pytest
-
     doc = tmp_path / "R.md"
     doc.write_text("<!-- n:begin -->\nold\n<!-- n:end -->\nkept\n")
     rh.update_doc_block(doc, "n", "new")
     assert doc.read_text() == "<!-- n:begin -->\nnew\n<!-- n:end -->\nkept\n"
     with pytest.raises(RuntimeError, match="no <!-- m:begin -->"):
         rh.update_doc_block(doc, "m", "x")
+
+
+@pytest.mark.ros
+def test_closed_loop_times_the_answer_to_its_own_frame(ros_env, procs, client, model_onnx):
+    """benchmarks/soak.py and vs_fer.py time the node with rh.ClosedLoop: one frame in flight, the
+    answer matched by frame_id; no answer within the timeout is None, never a stale earlier answer."""
+    import numpy as np
+
+    from fer_perception.image_conversion import numpy_to_image
+
+    loop = rh.ClosedLoop(client, "/loop/image")
+    node = procs.start(ros_env, params=rh.node_params(model_onnx, qos_reliability="reliable"),
+                       remaps={"image": "/loop/image"})
+    loop.wait_for_node(90)
+    blank = numpy_to_image(np.zeros((240, 320, 3), np.uint8), "bgr8")
+    answers = [loop.send(blank, str(i), rh.patience(30)) for i in range(3)]
+    assert all(a is not None for a in answers), answers
+    assert all(0 < seconds < 30 and faces == 0 for seconds, faces in answers)
+    assert node.stop(signal.SIGINT, timeout=20) == 0
+    assert loop.send(blank, "after-stop", 1.0) is None
