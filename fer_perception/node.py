@@ -577,7 +577,15 @@ def spin_until_exit(executor, nodes) -> int:
             codes = [n.exit_code for n in nodes if getattr(n, "exit_code", None) is not None]
             if codes:
                 return codes[0]
-            executor.spin_once(timeout_sec=0.25)
+            try:
+                executor.spin_once(timeout_sec=0.25)
+            except Exception:
+                # SIGINT/SIGTERM shuts the context down from rclpy's signal handler; landing between the
+                # ok() check and spin_once makes rclpy raise RCLError ("context is not valid"). That is
+                # a normal shutdown, not a crash; any other error still propagates.
+                if rclpy.ok(context=executor.context):
+                    raise
+                break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     codes = [n.exit_code for n in nodes if getattr(n, "exit_code", None) is not None]
