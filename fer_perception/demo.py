@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     from fer_perception.diagnostics import status_values
     from fer_perception.errors import FerError
     from fer_perception.listener import make_listener
-    from fer_perception.node import startup_error
+    from fer_perception.node import spin_once_unless_shut_down, startup_error
     from fer_perception.params import ParameterValueError
 
     argv = list(sys.argv if argv is None else argv)
@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         code = 0
         try:
             while rclpy.ok():
-                executor.spin_once(timeout_sec=0.1)
+                if not spin_once_unless_shut_down(executor, 0.1):
+                    break
                 now = time.monotonic()
                 if duration and now - start >= duration:
                     break

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     import rclpy.utilities
     from rclpy.executors import SingleThreadedExecutor
 
-    from fer_perception.node import ros_process, startup_error
+    from fer_perception.node import ros_process, spin_once_unless_shut_down, startup_error
 
     argv = list(sys.argv if argv is None else argv)
     parser = argparse.ArgumentParser(prog="fer_listener", description="Print FaceEmotionArray messages.")
@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"fer_listener: {received[0]} of {args.count or 'any'} messages on {args.topic} "
                       f"within {args.timeout:g} s", file=sys.stderr)
                 return 1
-            executor.spin_once(timeout_sec=0.1)
+            if not spin_once_unless_shut_down(executor, 0.1):
+                break
     return 0
 
 

@@ -570,6 +570,22 @@ def make_executor():
     return SingleThreadedExecutor()
 
 
+def spin_once_unless_shut_down(executor, timeout_sec: float) -> bool:
+    """``executor.spin_once``; False when the context was shut down meanwhile.
+
+    SIGINT/SIGTERM shut the context down from rclpy's signal handler; one landing between a loop's
+    ``ok()`` check and ``spin_once`` makes rclpy raise RCLError ("context is not valid"). That is a
+    normal shutdown, not a crash; an error with the context still alive propagates.
+    """
+    try:
+        executor.spin_once(timeout_sec=timeout_sec)
+    except Exception:
+        if rclpy.ok(context=executor.context):
+            raise
+        return False
+    return True
+
+
 def spin_until_exit(executor, nodes) -> int:
     """Spin until shutdown (SIGINT/SIGTERM) or a node asks to exit; returns the exit status."""
     try:
@@ -577,14 +593,7 @@ def spin_until_exit(executor, nodes) -> int:
             codes = [n.exit_code for n in nodes if getattr(n, "exit_code", None) is not None]
             if codes:
                 return codes[0]
-            try:
-                executor.spin_once(timeout_sec=0.25)
-            except Exception:
-                # SIGINT/SIGTERM shuts the context down from rclpy's signal handler; landing between the
-                # ok() check and spin_once makes rclpy raise RCLError ("context is not valid"). That is
-                # a normal shutdown, not a crash; any other error still propagates.
-                if rclpy.ok(context=executor.context):
-                    raise
+            if not spin_once_unless_shut_down(executor, 0.25):
                 break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -1,4 +1,4 @@
-"""fer_node's spin loop and shutdown by signal: a SIGTERM that lands between the loop's ``ok()``
+"""The entry points' spin loops (fer_node, fer_camera, fer_listener, fer_demo) and shutdown by signal: a SIGTERM that lands between the loop's ``ok()``
 check and ``spin_once`` makes rclpy raise RCLError ("context is not valid"). That must end the
 process with status 0 (seen once in CI as a traceback and exit status 1), while a real error
 raised with the context still alive must still propagate."""
@@ -9,7 +9,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from fer_perception.node import spin_until_exit  # noqa: E402
+from fer_perception.node import spin_once_unless_shut_down, spin_until_exit  # noqa: E402
 
 
 class ShutdownMidSpin:
@@ -44,3 +44,9 @@ def test_an_error_with_the_context_alive_still_propagates():
             spin_until_exit(executor, [])
     finally:
         executor.close()
+
+
+def test_spin_once_reports_the_shutdown_to_the_other_loops():
+    """fer_listener and fer_demo run their own loops on the same helper."""
+    executor = ShutdownMidSpin(RuntimeError("context is not valid"), shut_down=True)
+    assert spin_once_unless_shut_down(executor, 0.1) is False
