@@ -40,6 +40,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+# rosharness is imported inside the functions that use it: the fer worker runs this file in
+# benchmarks/.venv-fer, which has no ROS 2.
+sys.path.insert(0, str(REPO / "test"))
 FER_PYTHON = HERE / ".venv-fer" / "bin" / "python"
 DOC = REPO / "docs" / "BENCHMARKS.md"
 SECTION_TITLE = "## Head-to-head against the fer library"
@@ -341,7 +344,6 @@ def markdown(res: dict) -> str:
 
 
 def update_doc(text: str) -> None:
-    sys.path.insert(0, str(REPO / "test"))  # rosharness
     import rosharness as rh
 
     rh.replace_doc_block(DOC, "<!-- BEGIN vs_fer: written by benchmarks/vs_fer.py, edit there -->",
@@ -381,7 +383,6 @@ def main(argv=None) -> int:
             update_doc(text)
         return 0
 
-    sys.path.insert(0, str(REPO / "test"))  # rosharness
     import rosharness as rh
     from fer_perception.detection import create_detector
     from fer_perception.labels import EMOTION_LABELS

@@ -1,7 +1,8 @@
-"""The entry points' spin loops (fer_node, fer_camera, fer_listener, fer_demo) and shutdown by signal: a SIGTERM that lands between the loop's ``ok()``
-check and ``spin_once`` makes rclpy raise RCLError ("context is not valid"). That must end the
-process with status 0 (seen once in CI as a traceback and exit status 1), while a real error
-raised with the context still alive must still propagate."""
+"""The entry points' spin loops (fer_node, fer_camera, fer_listener, fer_demo) and shutdown by
+signal: a SIGTERM that lands between the loop's ``ok()`` check and ``spin_once`` makes rclpy raise
+RCLError ("context is not valid"). That must end the process with status 0 (seen once in CI as a
+traceback and exit status 1), while a real error raised with the context still alive must still
+propagate."""
 
 from __future__ import annotations
 
