@@ -29,11 +29,11 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
-            "fer_node = fer_perception.node:main",
-            "fer_camera = fer_perception.camera_source:main",
-            "fer_listener = fer_perception.listener:main",
-            "fer_bringup = fer_perception.bringup:main",
-            "fer_demo = fer_perception.demo:main",
+            "fer_node = fer_perception.ros.node:main",
+            "fer_camera = fer_perception.ros.camera_source:main",
+            "fer_listener = fer_perception.ros.listener:main",
+            "fer_bringup = fer_perception.ros.bringup:main",
+            "fer_demo = fer_perception.ros.demo:main",
         ],
     },
 )

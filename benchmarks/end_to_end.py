@@ -39,7 +39,7 @@ END = "<!-- END end_to_end -->"
 WIDTH, HEIGHT = 640, 480
 
 
-sys.path.insert(0, str(REPO / "test"))
+sys.path.insert(0, str(REPO / "test" / "harness"))
 import rosharness as rh  # noqa: E402  (frames, processes, machine load)
 
 
@@ -66,14 +66,14 @@ def run_case(n_faces: int, frame_png: Path, args, env: dict, workdir: Path) -> d
 
     import psutil
 
-    from fer_perception.diagnostics import status_values
+    from fer_perception.ros.diagnostics import status_values
 
-    node_args = ["fer_perception.node", "--ros-args", "-r", "image:=/bench/image",
+    node_args = ["fer_perception.ros.node", "--ros-args", "-r", "image:=/bench/image",
                  "-p", f"model_path:={args.model}", "-p", f"backend:={args.backend}",
                  "-p", f"threads:={args.threads}", "-p", f"detector:={args.detector}"]
     if args.params_file:
         node_args += ["--params-file", args.params_file]
-    cam_args = ["fer_perception.camera_source", "--image", str(frame_png), "--rate", str(args.rate),
+    cam_args = ["fer_perception.ros.camera_source", "--image", str(frame_png), "--rate", str(args.rate),
                 "--ros-args", "-r", "image:=/bench/image"]
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=int(env["ROS_DOMAIN_ID"]))
@@ -232,7 +232,7 @@ def markdown(results: list[dict], info: dict, command: str, args) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fer_perception.dds import ensure_fastdds_profile
+    from fer_perception.ros.dds import ensure_fastdds_profile
     from fer_perception.pipeline import DEFAULT_MODEL_PATH
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -5,7 +5,7 @@
 
 For each transport (raw: sensor_msgs/Image on ``image``; compressed: sensor_msgs/CompressedImage on
 ``image/compressed``) a fer_node process is started (its own ROS domain, reliable QoS so that DDS
-itself loses nothing) and sent ``count / 2`` messages from test/hardening/hostile.py - width/height/
+itself loses nothing) and sent ``count / 2`` messages from test/harness/hostile.py - width/height/
 step mismatches, truncated and oversized data, every encoding seen in the wild, 0x0 / 1x1 / 8K
 frames, corrupt / truncated / bit-flipped JPEG and PNG, headers claiming huge sizes, garbage formats -
 plus ``--big`` 8K frames. Before and after, a real face frame must come back as a FaceEmotionArray
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "test"), str(REPO / "test" / "hardening")]  # rosharness, hostile
+sys.path.insert(0, str(REPO / "test" / "harness"))  # rosharness, hostile
 
 import hostile  # noqa: E402
 import rosharness as rh  # noqa: E402
@@ -142,7 +142,7 @@ class Phase:
 
 
 def good_frame_message(transport: str, frame: np.ndarray):
-    from fer_perception.image_conversion import bgr_to_compressed, numpy_to_image
+    from fer_perception.ros.image_msgs import bgr_to_compressed, numpy_to_image
 
     msg = bgr_to_compressed(frame, "jpeg", quality=95) if transport == "compressed" else numpy_to_image(frame, "bgr8")
     msg.header.frame_id = GOOD_FRAME_ID
@@ -219,7 +219,7 @@ def run_phase(transport: str, count: int, args, model: Path, frame: np.ndarray, 
             if transport == "raw":
                 case = hostile.big_raw(rng)
             else:
-                from fer_perception.image_conversion import bgr_to_compressed
+                from fer_perception.ros.image_msgs import bgr_to_compressed
 
                 big = np.zeros((4320, 7680, 3), np.uint8)
                 big[:: 1 + j * 7] = 200
@@ -289,7 +289,7 @@ def markdown(res: dict) -> str:
     kinds = sorted({k for r in res["phases"] for k in r["bad_input"]})
     for k in kinds:
         lines.append(f"| `{k}` | " + " | ".join(f"{r['bad_input'].get(k, 0):,}" for r in res["phases"]) + " |")
-    lines += ["", "Messages sent by generator category (test/hardening/hostile.py):", "",
+    lines += ["", "Messages sent by generator category (test/harness/hostile.py):", "",
               "| category | " + " | ".join(r["transport"] for r in res["phases"]) + " |",
               "|---|" + "---|" * len(res["phases"])]
     cats = sorted({k for r in res["phases"] for k in r["categories"]})
@@ -372,7 +372,7 @@ def render_headline() -> None:
             rows.append(f"| node CPU time per frame drift (last vs first window) | none | {s['cpu_drift_pct']:+.1f} %{load} | {s['date']} |")
     h = r.get("hardening_tests")
     if h:
-        rows.append(f"| test/hardening (CI) | all pass, < 3 min | {h['summary']} | {h['date']} |")
+        rows.append(f"| hardening tests (CI, `pytest -m hardening`) | all pass, < 3 min | {h['summary']} | {h['date']} |")
     rh.update_doc_block(DOC, "headline", "\n".join(rows))
 
 

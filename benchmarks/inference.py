@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "test")]
+sys.path[:0] = [str(REPO), str(REPO / "test" / "harness")]
 import rosharness as rh  # noqa: E402  (synthetic frames)
 SHARED = Path(os.environ.get("FER_SHARED_DIR", REPO.parent / "shared"))
 DOC = REPO / "docs" / "BENCHMARKS.md"

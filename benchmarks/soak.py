@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "test"))  # rosharness
+sys.path.insert(0, str(REPO / "test" / "harness"))  # rosharness
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rosharness as rh  # noqa: E402
@@ -61,7 +61,7 @@ def parse_args(argv=None):
 def clip_messages(limit: int = 300):
     import cv2
 
-    from fer_perception.image_conversion import numpy_to_image
+    from fer_perception.ros.image_msgs import numpy_to_image
 
     cap = cv2.VideoCapture(str(rh.MEDIA / "hamilton_clip.mp4"))
     msgs = []

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "test")]
+sys.path[:0] = [str(REPO), str(REPO / "test" / "harness")]
 import rosharness as rh  # noqa: E402  (doc blocks, machine load)
 
 DOC = REPO / "docs" / "BENCHMARKS.md"

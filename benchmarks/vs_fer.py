@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 # rosharness is imported inside the functions that use it: the fer worker runs this file in
 # benchmarks/.venv-fer, which has no ROS 2.
-sys.path.insert(0, str(REPO / "test"))
+sys.path.insert(0, str(REPO / "test" / "harness"))
 FER_PYTHON = HERE / ".venv-fer" / "bin" / "python"
 DOC = REPO / "docs" / "BENCHMARKS.md"
 SECTION_TITLE = "## Head-to-head against the fer library"
@@ -185,7 +185,7 @@ def run_node(model: Path, frames, repeats: int, log_dir: Path, threads: int, bac
     from diagnostic_msgs.msg import DiagnosticArray
 
     import rosharness as rh
-    from fer_perception.image_conversion import numpy_to_image
+    from fer_perception.ros.image_msgs import numpy_to_image
 
     env = rh.isolated_env(log_dir / "ros")
     client = rh.RosClient(env, name="vs_fer_client")

@@ -231,6 +231,9 @@ class BlazeFaceDetector:
         self._views: list[_Letterbox] = []
         self._buffer = np.empty((batch, INPUT_SIZE, INPUT_SIZE, 3), np.float32)
 
+    def close(self) -> None:
+        self._runner.close()
+
     def describe(self) -> dict:
         return {"detector": self.name, "score_threshold": self.score_threshold,
                 "iou_threshold": self.iou_threshold, "tiles": self.tiles,

@@ -73,10 +73,16 @@ class Detection:
 @runtime_checkable
 class FaceDetector(Protocol):
     name: str
+    #: inference runtime the detector runs on (``onnxruntime``, ``tflite``, ...), None for OpenCV's Haar
+    backend: str | None
 
     def detect(self, bgr: np.ndarray) -> list[Detection]: ...
 
     def describe(self) -> dict: ...
+
+    def close(self) -> None:
+        """Release runtime resources (device memory of a TensorRT detector)."""
+        ...
 
 
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
@@ -89,6 +95,7 @@ class HaarDetector:
     """
 
     name = "haar"
+    backend = None  # OpenCV's cascade, no inference runtime
 
     def __init__(self, *, cascade: str | None = None, scale_factor: float = 1.1, min_neighbors: int = 5,
                  min_size: int = 30, max_side: int | None = 640):
@@ -103,6 +110,9 @@ class HaarDetector:
         self.min_neighbors = int(min_neighbors)
         self.min_size = int(min_size)
         self.max_side = max_side
+
+    def close(self) -> None:
+        """Nothing to release (the cascade is freed with the object)."""
 
     def describe(self) -> dict:
         return {"detector": self.name, "cascade": self.cascade_path, "scale_factor": self.scale_factor,

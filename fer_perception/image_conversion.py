@@ -1,13 +1,15 @@
 """sensor_msgs/Image and CompressedImage <-> numpy, without cv_bridge (which is not on PyPI).
 
-Pure module: it never imports rclpy; the sensor_msgs message classes are imported only by the
-functions that build messages, so the readers also work on any object with the same fields.
+Pure module: it imports neither rclpy nor sensor_msgs. The readers work on any object with the
+fields of sensor_msgs/Image (``height``, ``width``, ``encoding``, ``is_bigendian``, ``step``, ``data``)
+or CompressedImage (``format``, ``data``); the writers return those fields (:class:`RawImage`,
+:class:`CompressedData`), and fer_perception.ros.image_msgs puts them into messages.
 
 Reading (``image_to_numpy``, ``image_to_bgr``) is zero-copy where the layout allows:
 ``np.frombuffer(msg.data)`` is a view of the message buffer, and a padded ``step`` is honoured with
 strided views. Views of the message are marked read-only so that nobody scribbles over a received
-message by accident; ``.copy()`` them before drawing. Writing (``numpy_to_image``,
-``bgr_to_compressed``) fills ``msg.data`` with an ``array.array('B')`` built by one memcpy: assigning
+message by accident; ``.copy()`` them before drawing. Writing (``encode_raw``,
+``encode_compressed``) fills ``data`` with an ``array.array('B')`` built by one memcpy: assigning
 an ndarray (or a list) to ``msg.data`` goes element by element and costs ~50 ms for 640x480x3.
 
 Every failure raises :class:`fer_perception.errors.ImageConversionError` with a ``kind`` attribute,
@@ -249,31 +251,34 @@ def _to_byte_array(arr: np.ndarray) -> array.array:
     return out
 
 
-def numpy_to_image(arr: np.ndarray, encoding: str, header: Any = None, *, max_pixels: int = MAX_PIXELS):
-    """A sensor_msgs/Image with ``arr`` (native layout of ``encoding``) as its unpadded pixels.
+@dataclass(frozen=True, eq=False)
+class RawImage:
+    """The fields of a sensor_msgs/Image holding an array (``data``: one memcpy of its bytes)."""
+
+    height: int
+    width: int
+    encoding: str
+    is_bigendian: int
+    step: int
+    data: array.array
+
+
+def encode_raw(arr: np.ndarray, encoding: str, *, max_pixels: int = MAX_PIXELS) -> RawImage:
+    """``arr`` (native layout of ``encoding``) as unpadded sensor_msgs/Image fields.
 
     mono16 keeps the byte order of ``arr`` (``is_bigendian`` is set from its dtype).
     """
-    from sensor_msgs.msg import Image
-
     enc = _lookup(encoding)
     _check_array(arr, enc)
     height, width = int(arr.shape[0]), int(arr.shape[1])
     _check_size(width, height, max_pixels, "array")
     if enc.layout in ("uyvy", "yuyv") and width % 2:
         raise _error("bad_dimensions", f"{enc.name} needs an even width, got {width}")
-    msg = Image()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = height, width
-    msg.encoding = enc.name
     big = enc.dtype.itemsize > 1 and (
         arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and sys.byteorder == "big")
     )
-    msg.is_bigendian = 1 if big else 0
-    msg.step = width * enc.bytes_per_pixel
-    msg.data = _to_byte_array(arr)
-    return msg
+    return RawImage(height=height, width=width, encoding=enc.name, is_bigendian=1 if big else 0,
+                    step=width * enc.bytes_per_pixel, data=_to_byte_array(arr))
 
 
 # --- compressed images ---------------------------------------------------------------------------
@@ -442,14 +447,20 @@ def compressed_to_bgr(msg: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return image
 
 
-def bgr_to_compressed(arr: np.ndarray, fmt: str = "jpeg", header: Any = None, *, quality: int = 90):
-    """Encode an H x W x 3 BGR (or H x W mono8) uint8 array into a sensor_msgs/CompressedImage.
+@dataclass(frozen=True, eq=False)
+class CompressedData:
+    """The fields of a sensor_msgs/CompressedImage: image_transport's ``format`` and the bytes."""
+
+    format: str
+    data: array.array
+
+
+def encode_compressed(arr: np.ndarray, fmt: str = "jpeg", *, quality: int = 90) -> CompressedData:
+    """Encode an H x W x 3 BGR (or H x W mono8) uint8 array as sensor_msgs/CompressedImage fields.
 
     ``format`` follows image_transport: ``"bgr8; jpeg compressed bgr8"`` / ``"mono8; png compressed
     mono8"``. ``quality`` is the JPEG quality (0-100); PNG is lossless.
     """
-    from sensor_msgs.msg import CompressedImage
-
     cv = _require_cv2()
     kind = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png"}.get(str(fmt).strip().lower())
     if kind is None:
@@ -468,12 +479,7 @@ def bgr_to_compressed(arr: np.ndarray, fmt: str = "jpeg", header: Any = None, *,
     ok, encoded = cv.imencode(".jpg" if kind == "jpeg" else ".png", np.ascontiguousarray(arr), params)
     if not ok:  # pragma: no cover - OpenCV encodes any valid uint8 image
         raise _error("corrupt_compressed", f"OpenCV failed to encode a {arr.shape} image as {kind}")
-    msg = CompressedImage()
-    if header is not None:
-        msg.header = header
-    msg.format = f"{encoding}; {kind} compressed {encoding}"
-    msg.data = _to_byte_array(encoded)
-    return msg
+    return CompressedData(format=f"{encoding}; {kind} compressed {encoding}", data=_to_byte_array(encoded))
 
 
 def msg_to_bgr(msg: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:

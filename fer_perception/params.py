@@ -2,9 +2,8 @@
 
 config/fer.yaml is the single source of parameter defaults. It is a normal ROS 2 parameters file;
 the comment block above each parameter carries its description and constraints (see the header of
-that file). This module parses it into :class:`ParamSpec` objects, declares them on a node with a
-full ``ParameterDescriptor`` (description, FloatingPointRange/IntegerRange, read_only, allowed
-values in ``additional_constraints``) and validates every later change with a clear reason.
+that file). This module parses it into :class:`ParamSpec` objects and validates values with a clear
+reason; fer_perception.ros.params declares them on a node (with a full ``ParameterDescriptor``).
 
 ``python -m fer_perception.params --markdown`` prints the parameter tables of docs/node.md.
 """
@@ -18,7 +17,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -31,20 +30,27 @@ class ParameterValueError(ValueError):
     """A parameter value that the node cannot run with; the message says which and why."""
 
 
-def config_path() -> Path:
-    """Where config/fer.yaml is: $FER_CONFIG, the source tree (editable installs), the ament share
-    directory of an installed package, or <prefix>/share/fer_perception/config."""
-    candidates: list[Path] = []
-    if os.environ.get(CONFIG_ENV):
-        candidates.append(Path(os.environ[CONFIG_ENV]))
-    candidates.append(Path(__file__).resolve().parent.parent / "config" / CONFIG_NAME)
+SOURCE_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+def config_candidates(name: str) -> list[Path]:
+    """Where a file of config/ may be, in order: the source tree (editable installs; pip -e installs
+    no data_files), the ament share directory of a colcon install, <prefix>/share/fer_perception/config
+    (a non-editable pip install)."""
+    candidates = [SOURCE_CONFIG_DIR / name]
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        candidates.append(Path(get_package_share_directory(PACKAGE)) / "config" / CONFIG_NAME)
+        candidates.append(Path(get_package_share_directory(PACKAGE)) / "config" / name)
     except Exception:  # not installed through ament, or ament_index not importable
         pass
-    candidates.append(Path(sys.prefix) / "share" / PACKAGE / "config" / CONFIG_NAME)
+    candidates.append(Path(sys.prefix) / "share" / PACKAGE / "config" / name)
+    return candidates
+
+
+def config_path() -> Path:
+    """Where config/fer.yaml is: $FER_CONFIG, else the first of :func:`config_candidates`."""
+    candidates = ([Path(os.environ[CONFIG_ENV])] if os.environ.get(CONFIG_ENV) else []) + config_candidates(CONFIG_NAME)
     for c in candidates:
         if c.is_file():
             return c
@@ -82,33 +88,6 @@ class ParamSpec:
             if not lo <= value <= hi:
                 return f"{self.name} must be within [{_fmt(lo)}, {_fmt(hi)}]; got {value!r}"
         return None
-
-    def descriptor(self):
-        from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
-
-        types = {
-            "bool": ParameterType.PARAMETER_BOOL,
-            "integer": ParameterType.PARAMETER_INTEGER,
-            "double": ParameterType.PARAMETER_DOUBLE,
-            "string": ParameterType.PARAMETER_STRING,
-        }
-        d = ParameterDescriptor(
-            name=self.name,
-            type=types[self.type_name],
-            description=self.description + (f" [{self.unit}]" if self.unit else ""),
-            read_only=self.read_only,
-        )
-        if self.choices is not None:
-            d.additional_constraints = "one of: " + ", ".join(map(str, self.choices))
-        if self.range is not None:
-            lo, hi, step = self.range
-            if self.type_name == "integer":
-                d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=int(step))]
-            else:
-                d.floating_point_range = [
-                    FloatingPointRange(from_value=float(lo), to_value=float(hi), step=float(step))
-                ]
-        return d
 
 
 def _type_name(value: Any) -> str:
@@ -206,106 +185,6 @@ def load_specs(node_key: str, path: str | os.PathLike | None = None) -> dict[str
 
 def defaults(node_key: str) -> dict[str, Any]:
     return {name: spec.default for name, spec in load_specs(node_key).items()}
-
-
-Validator = Callable[[Any], "str | None"]
-
-
-class ParameterSet:
-    """Declares a node's parameters from their specs and validates every change.
-
-    ``extra`` maps parameter names to further checks (returning a reason or None). ``on_change``
-    is called after a successful change with {name: new value}.
-    """
-
-    def __init__(
-        self,
-        node,
-        node_key: str,
-        *,
-        extra: Mapping[str, Validator] | None = None,
-        on_change: Callable[[dict[str, Any]], None] | None = None,
-    ) -> None:
-        from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-
-        self.node = node
-        self.specs = load_specs(node_key)
-        self.extra = dict(extra or {})
-        self.values: dict[str, Any] = {}
-        overrides = getattr(node, "_parameter_overrides", None)  # --params-file / -p / parameter_overrides
-        for name, spec in self.specs.items():
-            if isinstance(overrides, dict) and name in overrides:
-                self._check_override(overrides, name, spec)
-            try:
-                p = node.declare_parameter(name, spec.default, spec.descriptor())
-            except InvalidParameterTypeException as e:
-                raise ParameterValueError(f"parameter {name}: wrong type, expected {spec.type_name} ({e})") from None
-            except InvalidParameterValueException as e:
-                raise ParameterValueError(f"parameter {name}: {e}") from None
-            value = p.value
-            if spec.type_name == "double" and isinstance(value, int):
-                value = float(value)
-            reason = self.check(name, value)
-            if reason:
-                raise ParameterValueError(f"parameter {reason}")
-            self.values[name] = value
-        self._on_change = on_change
-        node.add_on_set_parameters_callback(self._on_set)
-        node.add_post_set_parameters_callback(self._post_set)
-
-    def _check_override(self, overrides: dict, name: str, spec: ParamSpec) -> None:
-        """Validate a start-up value before rclpy sees it (clear reason; 2 -> 2.0 for doubles)."""
-        from rclpy.parameter import Parameter
-
-        value = overrides[name].value
-        if spec.type_name == "double" and _type_name(value) == "integer":
-            value = float(value)
-            overrides[name] = Parameter(name, Parameter.Type.DOUBLE, value)
-        reason = self.check(name, value)
-        if reason:
-            raise ParameterValueError(f"parameter {reason}")
-
-    def check(self, name: str, value: Any) -> str | None:
-        spec = self.specs.get(name)
-        if spec is None:
-            return None
-        reason = spec.validate(value)
-        if reason is None and name in self.extra:
-            reason = self.extra[name](value)
-            if reason:
-                reason = f"{name}: {reason}"
-        return reason
-
-    def _on_set(self, parameters: Iterable) -> Any:
-        from rcl_interfaces.msg import SetParametersResult
-
-        for p in parameters:
-            if p.name not in self.specs:
-                continue
-            spec = self.specs[p.name]
-            if spec.read_only:
-                return SetParametersResult(
-                    successful=False, reason=f"{p.name} is read-only: it is fixed at start-up"
-                )
-            reason = self.check(p.name, p.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
-        return SetParametersResult(successful=True)
-
-    def _post_set(self, parameters: Iterable) -> None:
-        changed = {}
-        for p in parameters:
-            if p.name in self.specs:
-                value = p.value
-                if self.specs[p.name].type_name == "double" and isinstance(value, int):
-                    value = float(value)
-                self.values[p.name] = value
-                changed[p.name] = value
-        if changed and self._on_change is not None:
-            self._on_change(changed)
-
-    def __getitem__(self, name: str) -> Any:
-        return self.values[name]
 
 
 def markdown_table(node_key: str, path: str | os.PathLike | None = None) -> str:

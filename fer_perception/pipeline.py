@@ -5,7 +5,8 @@
         face.box, face.detection_score, face.keypoints, face.crop, face.probabilities
     pipeline.last_timings   # StageTimings(detect_ms, align_ms, infer_ms, total_ms, faces)
 
-ROS-free and TensorFlow-free; the ROS node wraps exactly this API.
+ROS-free and TensorFlow-free. What the node needs of a pipeline is :class:`PerceptionPipeline`
+(FacePipeline implements it; tests fake it), so the node never guesses at attributes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,7 +30,8 @@ from fer_perception.inference import (
 from fer_perception.labels import EMOTION_LABELS
 from fer_perception.preprocessing import align_face, box_eye_ratios_for
 
-__all__ = ["DEFAULT_MODEL_PATH", "FacePipeline", "FaceResult", "StageTimings"]
+__all__ = ["DEFAULT_MODEL_PATH", "FacePipeline", "FaceResult", "PerceptionPipeline", "PipelineInfo",
+           "StageTimings"]
 
 DEFAULT_MIN_FACE_SIZE = 24
 DEFAULT_MAX_FACES = 8
@@ -72,6 +75,54 @@ class StageTimings:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+    def stage_seconds(self) -> dict[str, float]:
+        """{stage: seconds} of the timed stages (detect, align, infer, total)."""
+        return {name[:-3]: ms * 1e-3 for name, ms in self.as_dict().items() if name.endswith("_ms")}
+
+
+@dataclass(frozen=True)
+class PipelineInfo:
+    """What runs: for the node's start-up line and its diagnostics."""
+
+    backend: str
+    model: str
+    detector: str
+    detector_backend: str | None = None  # the detector's inference runtime (BlazeFace), None for Haar
+    precision: str | None = None
+    providers: tuple[str, ...] = ()  # ONNX Runtime execution providers, when the backend has them
+
+    def as_dict(self) -> dict[str, str]:
+        """The non-empty fields as strings (diagnostic values are strings)."""
+        out = {"backend": self.backend, "model": self.model, "detector": self.detector}
+        if self.detector_backend:
+            out["detector_backend"] = self.detector_backend
+        if self.providers:
+            out["providers"] = ",".join(self.providers)
+        if self.precision:
+            out["precision"] = self.precision
+        return out
+
+
+@runtime_checkable
+class PerceptionPipeline(Protocol):
+    """What fer_node calls per frame and at start/stop; :class:`FacePipeline` is the real one."""
+
+    def process(self, bgr: np.ndarray) -> list[FaceResult]:
+        """All faces of one BGR frame, largest first, within the face limits."""
+        ...
+
+    def info(self) -> PipelineInfo: ...
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Seconds per stage of the last ``process`` call ({} before the first)."""
+        ...
+
+    def set_face_limits(self, min_face_size: int, max_faces: int) -> None:
+        """Drop faces smaller than ``min_face_size`` px and keep the ``max_faces`` largest (>= 1)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 def _int_box(box, width: int, height: int) -> tuple[int, int, int, int]:
@@ -135,6 +186,29 @@ class FacePipeline:
     def describe(self) -> dict:
         return {"detector": self.detector.describe(), "backend": self.backend.describe(),
                 "min_face_size": self.min_face_size, "max_faces": self.max_faces}
+
+    # --- PerceptionPipeline ----------------------------------------------------------------------
+    def info(self) -> PipelineInfo:
+        described = self.backend.describe()
+        return PipelineInfo(
+            backend=self.backend.name, model=str(self.backend.model_path), detector=self.detector.name,
+            detector_backend=self.detector.backend, precision=described.get("precision"),
+            providers=tuple(described.get("providers") or ()))
+
+    def stage_seconds(self) -> dict[str, float]:
+        return self.last_timings.stage_seconds() if self.last_timings.total_ms else {}
+
+    def set_face_limits(self, min_face_size: int, max_faces: int) -> None:
+        if max_faces < 1:
+            raise ValueError(f"max_faces must be >= 1, got {max_faces}")
+        if min_face_size < 0:
+            raise ValueError(f"min_face_size must be >= 0, got {min_face_size}")
+        self.min_face_size, self.max_faces = int(min_face_size), int(max_faces)
+
+    def close(self) -> None:
+        """Release the runtimes' device resources (TensorRT); a no-op on CPU runtimes."""
+        self.backend.close()
+        self.detector.close()
 
     def select(self, detections: list[Detection]) -> list[Detection]:
         """The detections ``process`` keeps: large enough, the ``max_faces`` largest, largest first."""

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(Path(__file__).resolve().parent) not in sys.path:  # test helpers (rosharness) for every folder
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+HARNESS_DIR = Path(__file__).resolve().parent / "harness"
+if str(HARNESS_DIR) not in sys.path:  # the shared test helpers (rosharness, hostile, ...) for every folder
+    sys.path.insert(0, str(HARNESS_DIR))
 SHARED_DIR = Path(os.environ.get("FER_SHARED_DIR", REPO_ROOT.parent / "shared"))
 FASTDDS_PROFILE = REPO_ROOT / "config" / "fastdds_shm.xml"
 

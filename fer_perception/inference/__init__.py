@@ -116,6 +116,9 @@ class InferenceBackend:
         out = self._runner.run(x)[self._out_index]
         return np.asarray(out, dtype=np.float32).reshape(x.shape[0], NUM_CLASSES)
 
+    def close(self) -> None:
+        self._runner.close()
+
     def describe(self) -> dict:
         d = {"backend": self.name, "requested": self.requested, "precision": self.precision,
              "labels": list(EMOTION_LABELS)}

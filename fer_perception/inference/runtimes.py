@@ -57,6 +57,9 @@ class Runner:
     def run(self, batch: np.ndarray) -> list[np.ndarray]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release device memory and streams (TensorRT); CPU runtimes free theirs with the object."""
+
     def describe(self) -> dict:
         return {
             "runtime": self.name,

@@ -1,6 +1,6 @@
 """Fixtures of the perception-core tests: test images and a random-weight ARCH-1 model.
 
-The random model is made by ``_make_random_model.py`` in a subprocess (it imports TensorFlow,
+The random model is made by ``test/harness/_make_random_model.py`` in a subprocess (it imports TensorFlow,
 which fer_perception itself never does) with the training package's own builder and exporter, and
 cached in pytest's cache directory keyed by the sources that determine it, so only the first run
 pays the ~15-25 s. Without TensorFlow or the training package the model tests skip with the reason.
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-HELPER = Path(__file__).with_name("_make_random_model.py")
+HELPER = REPO_ROOT / "test" / "harness" / "_make_random_model.py"
 TRAINING_SOURCES = [REPO_ROOT / "training" / "fer_training" / n for n in ("models.py", "export.py")]
 
 

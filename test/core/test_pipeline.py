@@ -8,7 +8,7 @@ import pytest
 from fer_perception.detection import create_detector
 from fer_perception.inference import DEFAULT_MODEL_PATH, available_backends, create_backend
 from fer_perception.pipeline import DEFAULT_MODEL_PATH as PIPELINE_DEFAULT
-from fer_perception.pipeline import FacePipeline, FaceResult, StageTimings
+from fer_perception.pipeline import FacePipeline, FaceResult, PerceptionPipeline, StageTimings
 
 
 class CountingBackend:
@@ -140,3 +140,22 @@ def test_face_limits_can_change_between_frames(random_model, two_people_bgr):
     assert len(pipe.process(two_people_bgr)) == 2
     pipe.min_face_size = 175  # drops the smaller (~167-170 px) face
     assert len(pipe.process(two_people_bgr)) == 1
+
+
+def test_face_pipeline_is_the_node_interface(random_model, astronaut_bgr):
+    """What fer_node reads of a pipeline (PerceptionPipeline): info, stage times, limits, close."""
+    pipe = FacePipeline.from_options(random_model["onnx"], backend="onnxruntime", detector="blazeface", threads=1)
+    assert isinstance(pipe, PerceptionPipeline)
+    info = pipe.info()
+    assert (info.backend, info.detector, info.detector_backend) == ("onnxruntime", "blazeface", "onnxruntime")
+    assert info.model == str(random_model["onnx"]) and info.precision == "fp32" and info.providers
+    assert set(info.as_dict()) == {"backend", "model", "detector", "detector_backend", "providers", "precision"}
+    assert pipe.stage_seconds() == {}  # nothing processed yet
+    pipe.process(astronaut_bgr)
+    stages = pipe.stage_seconds()
+    assert set(stages) == {"detect", "align", "infer", "total"} and stages["total"] >= stages["infer"] > 0
+    pipe.set_face_limits(10_000, 1)
+    assert pipe.process(astronaut_bgr) == []  # the one face is smaller than 10,000 px
+    with pytest.raises(ValueError):
+        pipe.set_face_limits(0, 0)
+    pipe.close()

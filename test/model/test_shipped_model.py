@@ -99,19 +99,18 @@ def test_recognises_a_smile_on_a_real_photo(model_path):
 def test_node_defaults_run_detector_and_model_on_litert_on_a_cpu():
     """fer_node's default parameters (config/fer.yaml) with the shipped files: on a CPU with LiteRT
     both BlazeFace and ARCH-1 run on it (the fastest measured path, docs/BENCHMARKS.md)."""
-    pytest.importorskip("rclpy")
     from fer_perception.inference import available_backends
-    from fer_perception.node import NODE_KEY, default_pipeline_factory, pipeline_info
-    from fer_perception.params import load_specs
+    from fer_perception.params import defaults
+    from fer_perception.perception import NODE_KEY, pipeline_from_params
 
     status = available_backends()
     if status["tensorrt"] is None or status["tflite"] is not None:
         pytest.skip("auto is TensorRT here, or LiteRT is not installed")
-    options = {name: spec.default for name, spec in load_specs(NODE_KEY).items()}
+    options = defaults(NODE_KEY)
     assert options["backend"] == "auto" and options["model_path"] == ""
-    info = pipeline_info(default_pipeline_factory(options), options)
-    assert info["backend"] == "tflite" and info["detector_backend"] == "tflite"
-    assert str(info["model"]).endswith("arch1_fer2013_fp32.tflite")
+    info = pipeline_from_params(options).info()
+    assert info.backend == "tflite" and info.detector_backend == "tflite"
+    assert info.model.endswith("arch1_fer2013_fp32.tflite")
 
 
 def test_tta12_model_is_the_default_weights_with_twelve_views():
@@ -125,15 +124,14 @@ def test_tta12_model_is_the_default_weights_with_twelve_views():
 
 def test_node_loads_the_tta12_model_by_its_bare_name():
     """`model_path: arch1_fer2013_tta12.onnx` needs no install path: the node finds the shipped file."""
-    pytest.importorskip("rclpy")
-    from fer_perception.node import NODE_KEY, default_pipeline_factory, pipeline_info
-    from fer_perception.params import load_specs
+    from fer_perception.params import defaults
+    from fer_perception.perception import NODE_KEY, pipeline_from_params
 
-    options = {name: spec.default for name, spec in load_specs(NODE_KEY).items()}
+    options = defaults(NODE_KEY)
     options.update(model_path=TTA12_MODEL_PATH.name, backend="onnxruntime")
-    info = pipeline_info(default_pipeline_factory(options), options)
-    assert info["backend"] == "onnxruntime"
-    assert Path(str(info["model"])) == TTA12_MODEL_PATH
+    info = pipeline_from_params(options).info()
+    assert info.backend == "onnxruntime"
+    assert Path(info.model) == TTA12_MODEL_PATH
 
 
 def test_documented_training_ab_figures_match_their_run_artefacts():

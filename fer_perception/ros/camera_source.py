@@ -1,0 +1,234 @@
+"""fer_camera: publish a video file, a camera (V4L2) or a still image as sensor_msgs/Image (bgr8).
+
+    fer_camera                                   # built-in test image (scikit-image astronaut), looped
+    fer_camera --video clip.mp4 --loop           # a video file, played frame by frame at --rate
+    fer_camera --device 0                        # cv2.VideoCapture index, or --device /dev/video2
+    fer_camera --image face.jpg --rate 15 --resize 640x480
+    fer_camera --ros-args -r image:=/camera/image_raw -p frame_id:=head_camera
+
+Publishes ``image`` (remap it) with header.stamp = now() at publication and the configured
+frame_id; with ``publish_compressed`` also ``<image>/compressed`` (JPEG). Flags override the
+parameters of config/fer.yaml (section ``fer_camera``).
+
+A device or file that stops delivering frames is released and reopened every ``reopen_interval``
+seconds until it works again (both events are logged once), so a camera can be unplugged and
+plugged back in. A video file that ends is played again with ``loop``; otherwise fer_camera exits
+(status 0) after its last frame, as it does after ``max_frames``. ``wait_for_subscribers`` holds the
+first frame until that many subscribers have matched (DDS does not replay frames to late joiners).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from typing import Any
+
+import rclpy.utilities
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from fer_perception.frame_source import FrameSource, SourceError, parse_resize
+from fer_perception.params import ParameterValueError
+from fer_perception.ros.image_msgs import bgr_to_compressed, numpy_to_image
+from fer_perception.ros.params import ParameterSet
+from fer_perception.ros.process import ros_process, spin_until_exit, startup_error
+
+NODE_KEY = "fer_camera"
+
+
+class FerCamera(Node):
+    """Publishes frames of one FrameSource at ``rate`` Hz from its own thread."""
+
+    def __init__(self, node_name: str = "fer_camera", **node_kwargs: Any) -> None:
+        super().__init__(node_name, **node_kwargs)
+        def check_resize(value: str) -> str | None:
+            try:
+                parse_resize(value)
+            except ValueError as e:
+                return str(e)
+            return None
+
+        self.params = ParameterSet(self, NODE_KEY, extra={"resize": check_resize},
+                                   on_change=self._on_change)
+        p = self.params
+        self.exit_code: int | None = None
+        self.frames_published = 0
+        try:
+            self.source = FrameSource(p["source"], loop=p["loop"], resize=parse_resize(p["resize"]),
+                                      reopen_interval=p["reopen_interval"])
+        except BaseException:
+            self.destroy_node()
+            raise
+        reliability = (ReliabilityPolicy.RELIABLE if p["qos_reliability"] == "reliable"
+                       else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(depth=1, reliability=reliability, durability=DurabilityPolicy.VOLATILE,
+                         history=HistoryPolicy.KEEP_LAST)
+        topic = self.resolve_topic_name("image")
+        self.topic = topic
+        self._pub = self.create_publisher(Image, topic, qos)
+        self._cpub = (self.create_publisher(CompressedImage, topic + "/compressed", qos)
+                      if p["publish_compressed"] else None)
+        self._period = 1.0 / p["rate"]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fer_camera", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"publishing {self.source.describe()} on {topic} at {p['rate']:g} Hz"
+            + (f" (+ {topic}/compressed)" if self._cpub else "")
+        )
+
+    def _on_change(self, changed: dict) -> None:
+        if "rate" in changed:
+            self._period = 1.0 / changed["rate"]
+        if "reopen_interval" in changed:
+            self.source.reopen_interval = changed["reopen_interval"]
+
+    def _run(self) -> None:
+        log = self.get_logger()
+        p = self.params
+        if not self._wait_for_subscribers(p["wait_for_subscribers"]):
+            return
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            frame, event = self.source.read()
+            if event == "eof":
+                log.info(f"end of {self.source.describe()} after {self.frames_published} frames")
+                self._finish(0)
+                return
+            if event == "missing":
+                log.warning(f"{self.source.describe()} is not available; "
+                            f"trying to open it every {self.source.reopen_interval:g} s")
+            elif event == "lost":
+                log.warning(f"{self.source.describe()} stopped delivering frames; "
+                            f"trying to reopen it every {self.source.reopen_interval:g} s")
+            elif event == "restored":
+                log.info(f"{self.source.describe()} delivers frames again")
+            if frame is not None:
+                header = self._header()
+                try:
+                    self._pub.publish(numpy_to_image(frame, "bgr8", header=header))
+                    if self._cpub is not None:
+                        self._cpub.publish(bgr_to_compressed(frame, "jpeg", header=header,
+                                                             quality=p["jpeg_quality"]))
+                except Exception:
+                    if not self.context.ok():
+                        return
+                    raise
+                self.frames_published += 1
+                if p["max_frames"] and self.frames_published >= p["max_frames"]:
+                    log.info(f"published max_frames={p['max_frames']} frames")
+                    self._finish(0)
+                    return
+            next_t += self._period
+            delay = next_t - time.monotonic()
+            if delay < -self._period:  # fell behind (slow source): do not burst to catch up
+                next_t = time.monotonic()
+                delay = 0.0
+            if frame is None and delay <= 0:
+                delay = min(0.05, self.source.reopen_interval)
+            if delay > 0:
+                self._stop.wait(delay)
+
+    def _wait_for_subscribers(self, wanted: int) -> bool:
+        """Hold the first frame until ``wanted`` subscribers have matched the image publisher, so
+        that they see the clip from its first frame. False when the node is stopped meanwhile."""
+        if wanted <= 0:
+            return True
+        self.get_logger().info(f"waiting for {wanted} subscriber(s) on {self.topic}")
+        while self._pub.get_subscription_count() < wanted:
+            if self._stop.wait(0.05):
+                return False
+        self.get_logger().info(f"{self._pub.get_subscription_count()} subscriber(s) matched; publishing")
+        return True
+
+    def _header(self):
+        h = Header()
+        h.stamp = self.get_clock().now().to_msg()
+        h.frame_id = self.params["frame_id"]
+        return h
+
+    def _finish(self, code: int) -> None:
+        self.exit_code = code
+        self._stop.set()
+
+    def destroy_node(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+            if self._thread is not threading.current_thread():
+                self._thread.join(timeout=5.0)
+        source = getattr(self, "source", None)
+        if source is not None:
+            source.close()
+        super().destroy_node()
+
+
+def make_camera_node(node_name: str = "fer_camera", **node_kwargs: Any) -> FerCamera:
+    """A FerCamera node (component style: pass context=, cli_args=, parameter_overrides=)."""
+    return FerCamera(node_name, **node_kwargs)
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--video", metavar="PATH", help="video file")
+    src.add_argument("--device", metavar="N|/dev/videoN", help="camera: cv2.VideoCapture index or V4L2 path")
+    src.add_argument("--image", metavar="PATH", help="still image, published repeatedly")
+
+
+def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Parameter values given by the source flags (only those given)."""
+    out: dict[str, Any] = {}
+    for flag in ("video", "device", "image"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            out["source"] = str(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="fer_camera", description=__doc__.split("\n\n")[0])
+    add_source_arguments(parser)
+    parser.add_argument("--rate", type=float, help="frames per second")
+    parser.add_argument("--resize", metavar="WxH", help="resize frames, e.g. 640x480")
+    parser.add_argument("--loop", action="store_true", default=None, help="loop video files")
+    parser.add_argument("--frame-id", help="header.frame_id")
+    parser.add_argument("--max-frames", type=int, help="stop after N frames")
+    parser.add_argument("--wait-for-subscribers", type=int, metavar="N",
+                        help="hold the first frame until N subscribers have matched the image topic")
+    parser.add_argument("--compressed", action="store_true", default=None,
+                        help="also publish <image>/compressed (JPEG)")
+    args = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    overrides = source_overrides(args)
+    for flag, name in (("rate", "rate"), ("resize", "resize"), ("loop", "loop"), ("frame_id", "frame_id"),
+                       ("max_frames", "max_frames"), ("compressed", "publish_compressed"),
+                       ("wait_for_subscribers", "wait_for_subscribers")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[name] = value
+    if args.resize is not None:
+        try:
+            parse_resize(args.resize)
+        except ValueError as e:
+            return startup_error("fer_camera", str(e))
+
+    with ros_process(argv) as nodes:
+        try:
+            node = make_camera_node(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        except (SourceError, ParameterValueError, FileNotFoundError) as e:
+            return startup_error("fer_camera", str(e))
+        nodes.append(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        return spin_until_exit(executor, [node])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Parameters on a ROS node: the specs of config/fer.yaml (fer_perception.params) declared with full
+descriptors, and every change validated with the spec's own reason."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping
+
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.parameter import Parameter
+
+from fer_perception.params import ParameterValueError, ParamSpec, load_specs
+
+
+def descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    """The ROS parameter descriptor of ``spec``: type, description, range and choices, so that
+    ``ros2 param describe`` and rqt show the constraints of config/fer.yaml."""
+    types = {
+        "bool": ParameterType.PARAMETER_BOOL,
+        "integer": ParameterType.PARAMETER_INTEGER,
+        "double": ParameterType.PARAMETER_DOUBLE,
+        "string": ParameterType.PARAMETER_STRING,
+    }
+    d = ParameterDescriptor(
+        name=spec.name,
+        type=types[spec.type_name],
+        description=spec.description + (f" [{spec.unit}]" if spec.unit else ""),
+        read_only=spec.read_only,
+    )
+    if spec.choices is not None:
+        d.additional_constraints = "one of: " + ", ".join(map(str, spec.choices))
+    if spec.range is not None:
+        lo, hi, step = spec.range
+        if spec.type_name == "integer":
+            d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=int(step))]
+        else:
+            d.floating_point_range = [
+                FloatingPointRange(from_value=float(lo), to_value=float(hi), step=float(step))
+            ]
+    return d
+
+
+Validator = Callable[[Any], "str | None"]
+
+
+class ParameterSet:
+    """Declares a node's parameters from their specs and validates every change.
+
+    ``extra`` maps parameter names to further checks (returning a reason or None). ``on_change``
+    is called after a successful change with {name: new value}.
+    """
+
+    def __init__(
+        self,
+        node,
+        node_key: str,
+        *,
+        extra: Mapping[str, Validator] | None = None,
+        on_change: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.node = node
+        self.specs = load_specs(node_key)
+        self.extra = dict(extra or {})
+        self.values: dict[str, Any] = {}
+        overrides = getattr(node, "_parameter_overrides", None)  # --params-file / -p / parameter_overrides
+        for name, spec in self.specs.items():
+            if isinstance(overrides, dict) and name in overrides:
+                self._check_override(overrides, name, spec)
+            try:
+                p = node.declare_parameter(name, spec.default, descriptor(spec))
+            except InvalidParameterTypeException as e:
+                raise ParameterValueError(f"parameter {name}: wrong type, expected {spec.type_name} ({e})") from None
+            except InvalidParameterValueException as e:
+                raise ParameterValueError(f"parameter {name}: {e}") from None
+            value = p.value
+            if spec.type_name == "double" and isinstance(value, int):
+                value = float(value)
+            reason = self.check(name, value)
+            if reason:
+                raise ParameterValueError(f"parameter {reason}")
+            self.values[name] = value
+        self._on_change = on_change
+        node.add_on_set_parameters_callback(self._on_set)
+        node.add_post_set_parameters_callback(self._post_set)
+
+    def _check_override(self, overrides: dict, name: str, spec: ParamSpec) -> None:
+        """Validate a start-up value before rclpy sees it (clear reason; 2 -> 2.0 for doubles)."""
+        value = overrides[name].value
+        if spec.type_name == "double" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+            overrides[name] = Parameter(name, Parameter.Type.DOUBLE, value)
+        reason = self.check(name, value)
+        if reason:
+            raise ParameterValueError(f"parameter {reason}")
+
+    def check(self, name: str, value: Any) -> str | None:
+        spec = self.specs.get(name)
+        if spec is None:
+            return None
+        reason = spec.validate(value)
+        if reason is None and name in self.extra:
+            reason = self.extra[name](value)
+            if reason:
+                reason = f"{name}: {reason}"
+        return reason
+
+    def _on_set(self, parameters: Iterable) -> Any:
+        for p in parameters:
+            if p.name not in self.specs:
+                continue
+            spec = self.specs[p.name]
+            if spec.read_only:
+                return SetParametersResult(
+                    successful=False, reason=f"{p.name} is read-only: it is fixed at start-up"
+                )
+            reason = self.check(p.name, p.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _post_set(self, parameters: Iterable) -> None:
+        changed = {}
+        for p in parameters:
+            if p.name in self.specs:
+                value = p.value
+                if self.specs[p.name].type_name == "double" and isinstance(value, int):
+                    value = float(value)
+                self.values[p.name] = value
+                changed[p.name] = value
+        if changed and self._on_change is not None:
+            self._on_change(changed)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]

@@ -1,0 +1,53 @@
+"""The entry points' spin loops (fer_node, fer_camera, fer_listener, fer_demo) and shutdown by
+signal: a SIGTERM that lands between the loop's ``ok()`` check and ``spin_once`` makes rclpy raise
+RCLError ("context is not valid"). That must end the process with status 0 (seen once in CI as a
+traceback and exit status 1), while a real error raised with the context still alive must still
+propagate."""
+
+from __future__ import annotations
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from fer_perception.ros.process import spin_once_unless_shut_down, spin_until_exit  # noqa: E402
+
+
+class ShutdownMidSpin:
+    """An executor whose context is shut down (as by rclpy's signal handler) during spin_once."""
+
+    def __init__(self, error: Exception, shut_down: bool) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.error, self.shut_down, self.spins = error, shut_down, 0
+
+    def spin_once(self, timeout_sec: float) -> None:
+        self.spins += 1
+        if self.shut_down:
+            self.context.try_shutdown()
+        raise self.error
+
+    def close(self) -> None:
+        self.context.try_shutdown()
+
+
+def test_shutdown_racing_spin_once_is_a_clean_exit():
+    executor = ShutdownMidSpin(RuntimeError("failed to initialize wait set: the given context is not valid"),
+                               shut_down=True)
+    assert spin_until_exit(executor, []) == 0
+    assert executor.spins == 1
+
+
+def test_an_error_with_the_context_alive_still_propagates():
+    executor = ShutdownMidSpin(ValueError("a real bug"), shut_down=False)
+    try:
+        with pytest.raises(ValueError, match="a real bug"):
+            spin_until_exit(executor, [])
+    finally:
+        executor.close()
+
+
+def test_spin_once_reports_the_shutdown_to_the_other_loops():
+    """fer_listener and fer_demo run their own loops on the same helper."""
+    executor = ShutdownMidSpin(RuntimeError("context is not valid"), shut_down=True)
+    assert spin_once_unless_shut_down(executor, 0.1) is False
