@@ -9,9 +9,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from fer_perception.labels import EMOTION_LABELS, UNKNOWN_LABEL
+from fer_perception.labels import UNKNOWN_LABEL, canonical_label
 
-# BGR colour per label (unknown = grey).
+# BGR colour per canonical label (unknown = grey; a name the label table does not know: green).
 LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
     "angry": (40, 40, 220),
     "disgust": (40, 140, 60),
@@ -20,6 +20,7 @@ LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
     "sad": (200, 120, 40),
     "surprise": (230, 170, 250),
     "neutral": (200, 200, 200),
+    "contempt": (60, 110, 180),
     UNKNOWN_LABEL: (128, 128, 128),
 }
 
@@ -36,18 +37,19 @@ class FaceAnnotation:
 
 
 def label_colour(label: str) -> tuple[int, int, int]:
-    return LABEL_COLOURS.get(label, (0, 255, 0))
+    return LABEL_COLOURS.get(label if label == UNKNOWN_LABEL else canonical_label(label) or "", (0, 255, 0))
 
 
 def draw_faces(
     bgr: np.ndarray,
     faces: Sequence[FaceAnnotation],
-    labels: Sequence[str] = EMOTION_LABELS,
+    labels: Sequence[str],
     *,
     copy: bool = True,
     show_probabilities: bool = True,
 ) -> np.ndarray:
-    """Return ``bgr`` (a copy unless ``copy=False``) with every face drawn on it."""
+    """Return ``bgr`` (a copy unless ``copy=False``) with every face drawn on it; ``labels`` names the
+    probability bars (the model's class names, in the order of each face's probabilities)."""
     if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 BGR image, got {bgr.shape} {bgr.dtype}")
     out = bgr.copy() if copy else bgr

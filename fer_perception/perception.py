@@ -1,6 +1,6 @@
 """The per-frame work of fer_node, without ROS: pipeline -> face limits -> tracking -> smoothing.
 
-    perception = FramePerception(pipeline, FaceTracker(), TrackSmoother(SmoothingConfig()))
+    perception = FramePerception(pipeline, FaceTracker.from_params(values), SmoothingConfig.from_params(values))
     faces = perception.process(frame_bgr)      # list[PerceivedFace], largest first
     faces[0].track_id, faces[0].label, faces[0].confidence, faces[0].valence
 
@@ -13,14 +13,14 @@ and applied at the start of the next frame.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 import numpy as np
 
 from fer_perception.errors import FerError
 from fer_perception.inference import resolve_model_path
-from fer_perception.labels import EMOTION_LABELS, valence_arousal
+from fer_perception.labels import valence_arousal
 from fer_perception.params import load_specs
 from fer_perception.pipeline import FacePipeline, PerceptionPipeline
 from fer_perception.smoothing import SmoothingConfig, TrackSmoother
@@ -56,8 +56,8 @@ def pipeline_from_params(options: Mapping[str, Any]) -> FacePipeline:
 class PerceivedFace:
     """One face as fer_node publishes it.
 
-    ``box``: (x, y, w, h) int pixels inside the frame; ``probabilities``: smoothed, in ``labels``
-    order; ``label``/``confidence``: after smoothing, hysteresis and the confidence threshold
+    ``box``: (x, y, w, h) int pixels inside the frame; ``probabilities``: smoothed, in the order of
+    the pipeline's ``labels`` (the model's sidecar); ``label``/``confidence``: after smoothing, hysteresis and the confidence threshold
     (``unknown`` below it); ``valence``/``arousal``: -1..1 from the smoothed probabilities.
     """
 
@@ -75,12 +75,13 @@ class FramePerception:
     """One frame in, the tracked and smoothed faces out. Not thread-safe for ``process`` (one worker
     calls it); the ``set_*``/``request_*`` methods may be called from other threads."""
 
-    def __init__(self, pipeline: PerceptionPipeline, tracker: FaceTracker, smoother: TrackSmoother, *,
-                 min_face_size: int = 0, max_faces: int = 0, labels: tuple[str, ...] = EMOTION_LABELS) -> None:
+    def __init__(self, pipeline: PerceptionPipeline, tracker: FaceTracker, smoothing: SmoothingConfig, *,
+                 min_face_size: int = 0, max_faces: int = 0) -> None:
         self.pipeline = pipeline
         self.tracker = tracker
-        self.smoother = smoother
-        self.labels = tuple(labels)
+        #: the model's class names: the only label order this object knows (the pipeline's)
+        self.labels: tuple[str, ...] = tuple(pipeline.labels)
+        self.smoother = TrackSmoother(self._with_labels(smoothing))
         self._lock = threading.Lock()
         self._pending_smoothing: SmoothingConfig | None = None
         self._reset_pending = False
@@ -96,10 +97,13 @@ class FramePerception:
         self.min_face_size, self.max_faces = int(min_face_size), int(max_faces)
         self.pipeline.set_face_limits(self.min_face_size, self.max_faces if self.max_faces > 0 else max_faces_capacity())
 
+    def _with_labels(self, config: SmoothingConfig) -> SmoothingConfig:
+        return replace(config, labels=self.labels)
+
     def set_smoothing(self, config: SmoothingConfig) -> None:
         """New smoothing/hysteresis/threshold settings, applied from the next frame on."""
         with self._lock:
-            self._pending_smoothing = config
+            self._pending_smoothing = self._with_labels(config)
 
     def request_reset(self) -> None:
         """Forget every track before the next frame (perception was switched off and on)."""
@@ -137,7 +141,7 @@ class FramePerception:
         faces = []
         for r, track_id in zip(results, update.ids):
             s = self.smoother.update(track_id, r.probabilities)
-            valence, arousal = valence_arousal(s.probabilities)
+            valence, arousal = valence_arousal(s.probabilities, self.labels)
             x, y, w, h = (int(v) for v in r.box)
             x0, y0 = min(max(x, 0), width), min(max(y, 0), height)
             x1, y1 = min(max(x + w, 0), width), min(max(y + h, 0), height)

@@ -23,11 +23,9 @@ from fer_perception.detection import Detection, FaceDetector, create_detector
 from fer_perception.inference import (
     DEFAULT_MODEL_PATH,
     FACE_INPUT_SHAPE,
-    NUM_CLASSES,
     InferenceBackend,
     create_backend,
 )
-from fer_perception.labels import EMOTION_LABELS
 from fer_perception.preprocessing import align_face, box_eye_ratios_for
 
 __all__ = ["DEFAULT_MODEL_PATH", "FacePipeline", "FaceResult", "PerceptionPipeline", "PipelineInfo",
@@ -44,7 +42,7 @@ class FaceResult:
     ``box``: (x, y, w, h) int pixels clipped to the frame; ``detection_score``: 0..1;
     ``keypoints``: K x 2 float pixels (BlazeFace: subject's right eye, left eye, nose tip, mouth,
     right ear, left ear) or None; ``crop``: the 48 x 48 uint8 aligned grey face the model saw;
-    ``probabilities``: (7,) float32 in ``EMOTION_LABELS`` order.
+    ``probabilities``: (K,) float32 in ``labels`` order (the model's class names, from its sidecar).
     """
 
     box: tuple[int, int, int, int]
@@ -52,10 +50,11 @@ class FaceResult:
     keypoints: np.ndarray | None
     crop: np.ndarray
     probabilities: np.ndarray
+    labels: tuple[str, ...]
 
     @property
     def label(self) -> str:
-        return EMOTION_LABELS[int(np.argmax(self.probabilities))]
+        return self.labels[int(np.argmax(self.probabilities))]
 
     @property
     def confidence(self) -> float:
@@ -108,6 +107,11 @@ class PipelineInfo:
 class PerceptionPipeline(Protocol):
     """What fer_node calls per frame and at start/stop; :class:`FacePipeline` is the real one."""
 
+    #: the model's class names, in the order of every FaceResult's probabilities
+    labels: tuple[str, ...]
+    #: the model's own default confidence threshold (its sidecar's), or None
+    model_confidence_threshold: float | None
+
     def process(self, bgr: np.ndarray) -> list[FaceResult]:
         """All faces of one BGR frame, largest first, within the face limits."""
         ...
@@ -155,6 +159,14 @@ class FacePipeline:
             raise ValueError(f"min_face_size must be >= 0, got {self.min_face_size}")
         self._batch = np.empty((self.max_faces,) + FACE_INPUT_SHAPE, np.float32)
         self._box_eye_ratios = box_eye_ratios_for(self.detector)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.backend.labels
+
+    @property
+    def model_confidence_threshold(self) -> float | None:
+        return self.backend.sidecar.confidence_threshold
 
     @classmethod
     def from_options(
@@ -233,11 +245,11 @@ class FacePipeline:
         if faces:
             probs = self.backend.predict(self._batch[: len(faces)])
         else:
-            probs = np.empty((0, NUM_CLASSES), np.float32)
+            probs = np.empty((0, len(self.labels)), np.float32)
         t3 = time.perf_counter()
         results = [
             FaceResult(box=_int_box(det.box, width, height), detection_score=float(det.score),
-                       keypoints=det.keypoints, crop=crop, probabilities=probs[i])
+                       keypoints=det.keypoints, crop=crop, probabilities=probs[i], labels=self.labels)
             for i, (det, crop) in enumerate(zip(faces, crops))
         ]
         t4 = time.perf_counter()

@@ -1,7 +1,8 @@
 """Emotion-model inference backends behind one interface.
 
     backend = create_backend("auto", "fer_perception/models/arch1_fer2013.onnx")
-    probabilities = backend.predict(faces)   # float32 N x 48 x 48 x 1 (0..255) -> float32 N x 7
+    probabilities = backend.predict(faces)   # float32 N x 48 x 48 x 1 (0..255) -> float32 N x K
+    backend.labels                           # the K class names, from the model's sidecar
 
 Backends (``BACKEND_NAMES``):
 
@@ -18,7 +19,9 @@ Backends (``BACKEND_NAMES``):
   (see :func:`resolve_backend_name`).
 
 The model contract, checked at load: one input N x 48 x 48 x 1 float32 (grey pixels 0..255),
-one output N x 7 probabilities in :data:`fer_perception.labels.EMOTION_LABELS` order.
+one output N x K probabilities, K and the class names in the order of the model's sidecar
+(``<model>.json``, :mod:`.sidecar`; without one, FER2013's 7 in
+:data:`fer_perception.labels.EMOTION_LABELS` order, with a warning).
 Errors: :class:`ModelLoadError` (missing/corrupt/contract-breaking file),
 :class:`InputShapeError` (bad batch), :class:`BackendUnavailableError` (unknown or unusable
 backend/precision). TensorFlow is never imported here.
@@ -44,7 +47,7 @@ from fer_perception.inference.runtimes import (
     onnxruntime_providers,
     require_file,
 )
-from fer_perception.labels import EMOTION_LABELS
+from fer_perception.inference.sidecar import ModelSidecar, read_sidecar, sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +56,12 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL_PATH = MODELS_DIR / "arch1_fer2013.onnx"
 FACE_SIZE = 48
 FACE_INPUT_SHAPE = (FACE_SIZE, FACE_SIZE, 1)
-NUM_CLASSES = len(EMOTION_LABELS)
 OUTPUT_NAME = "probabilities"
 
 __all__ = [
-    "BACKEND_NAMES", "DEFAULT_MODEL_PATH", "FACE_INPUT_SHAPE", "FACE_SIZE", "MODELS_DIR", "NUM_CLASSES",
-    "PRECISIONS", "InferenceBackend", "available_backends", "create_backend", "resolve_model_path",
-    "resolve_tflite_path", "validate_faces",
+    "BACKEND_NAMES", "DEFAULT_MODEL_PATH", "FACE_INPUT_SHAPE", "FACE_SIZE", "MODELS_DIR",
+    "PRECISIONS", "InferenceBackend", "ModelSidecar", "available_backends", "create_backend",
+    "read_sidecar", "resolve_model_path", "resolve_tflite_path", "sidecar_path", "validate_faces",
 ]
 
 
@@ -81,17 +83,22 @@ def validate_faces(faces) -> np.ndarray:
 
 
 class InferenceBackend:
-    """A loaded emotion model on one runtime. ``predict`` is the hot path: one call per frame."""
+    """A loaded emotion model on one runtime. ``predict`` is the hot path: one call per frame.
 
-    def __init__(self, runner: Runner, *, requested: str, precision: str, model_path: Path):
+    ``labels``: the model's class names in output order (its sidecar's); ``sidecar``: what was read."""
+
+    def __init__(self, runner: Runner, *, requested: str, precision: str, model_path: Path,
+                 sidecar: ModelSidecar):
         self._runner = runner
         self.name: str = runner.name
         self.requested = requested
         self.precision = precision
         self.model_path = Path(model_path)
         self.max_batch = runner.max_batch
-        self._out_index = _check_contract(runner)
-        # Warm-up and contract check in one: a zero batch must give N x 7.
+        self.sidecar = sidecar
+        self.labels: tuple[str, ...] = sidecar.labels
+        self._out_index = _check_contract(runner, sidecar)
+        # Warm-up and contract check in one: a zero batch must give N x K.
         probe = np.zeros((2,) + FACE_INPUT_SHAPE, np.float32)
         try:
             out = self.predict(probe)
@@ -99,29 +106,34 @@ class InferenceBackend:
             raise
         except Exception as exc:
             raise ModelLoadError(f"{runner.path}: test inference failed: {exc}") from exc
-        if out.shape != (2, NUM_CLASSES):
+        if out.shape != (2, self.num_classes):
             raise ModelLoadError(
-                f"{runner.path}: output has shape {out.shape} for a batch of 2, expected (2, {NUM_CLASSES})"
+                f"{runner.path}: output has shape {out.shape} for a batch of 2, expected (2, {self.num_classes})"
+                f" ({_labels_origin(sidecar)})"
             )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
 
     @property
     def runner(self) -> Runner:
         return self._runner
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
-        """float32 N x 48 x 48 x 1 (grey 0..255) -> float32 N x 7 probabilities (EMOTION_LABELS order)."""
+        """float32 N x 48 x 48 x 1 (grey 0..255) -> float32 N x K probabilities (``labels`` order)."""
         x = validate_faces(faces)
         if x.shape[0] == 0:
-            return np.empty((0, NUM_CLASSES), np.float32)
+            return np.empty((0, self.num_classes), np.float32)
         out = self._runner.run(x)[self._out_index]
-        return np.asarray(out, dtype=np.float32).reshape(x.shape[0], NUM_CLASSES)
+        return np.asarray(out, dtype=np.float32).reshape(x.shape[0], self.num_classes)
 
     def close(self) -> None:
         self._runner.close()
 
     def describe(self) -> dict:
         d = {"backend": self.name, "requested": self.requested, "precision": self.precision,
-             "labels": list(EMOTION_LABELS)}
+             "labels": list(self.labels), "sidecar": str(self.sidecar.path) if self.sidecar.path else None}
         d.update(self._runner.describe())
         return d
 
@@ -129,7 +141,16 @@ class InferenceBackend:
         return f"InferenceBackend({self.name}, {self.model_path.name}, {self.precision})"
 
 
-def _check_contract(runner: Runner) -> int:
+def _labels_origin(sidecar: ModelSidecar) -> str:
+    if sidecar.path is None:
+        return "no sidecar: taken as FER2013's 7 classes; export the model with fer-export, which writes one"
+    return f"{len(sidecar.labels)} labels in its sidecar {sidecar.path}"
+
+
+def _check_contract(runner: Runner, sidecar: ModelSidecar) -> int:
+    """Index of the probabilities output; ModelLoadError when the model breaks the contract or its
+    output has another number of classes than the sidecar names."""
+    k = len(sidecar.labels)
     shape = runner.input_shape
     if len(shape) != 4 or tuple(shape[1:]) != FACE_INPUT_SHAPE:
         raise ModelLoadError(
@@ -143,13 +164,13 @@ def _check_contract(runner: Runner) -> int:
     else:
         raise ModelLoadError(
             f"{runner.path}: {len(runner.output_names)} outputs {list(runner.output_names)} and none named "
-            f"{OUTPUT_NAME!r}; the model contract is one N x {NUM_CLASSES} output"
+            f"{OUTPUT_NAME!r}; the model contract is one N x K probabilities output"
         )
     out = runner.output_shapes[index]
-    if len(out) != 2 or out[1] not in (None, NUM_CLASSES):
+    if len(out) != 2 or out[1] not in (None, k):
         raise ModelLoadError(
-            f"{runner.path}: output {runner.output_names[index]!r} has shape {list(out)}, the model contract "
-            f"is N x {NUM_CLASSES} ({', '.join(EMOTION_LABELS)})"
+            f"{runner.path}: output {runner.output_names[index]!r} has shape {list(out)}, but the model's "
+            f"labels name {k} classes ({', '.join(sidecar.labels)}; {_labels_origin(sidecar)})"
         )
     return index
 
@@ -256,7 +277,7 @@ def _has_tflite_variant(model_path: str | os.PathLike, precision: str) -> bool:
         return False  # a TensorRT .engine or anything else has no LiteRT twin
     try:
         twin = resolve_tflite_path(path, precision)
-        formats = json.loads(path.with_suffix(".json").read_text())["formats"]
+        formats = json.loads(sidecar_path(path).read_text())["formats"]
         return (formats["onnx"]["sha256"] == _sha256(path)
                 and formats[f"tflite-{precision}"]["sha256"] == _sha256(twin))
     except (ModelLoadError, OSError, ValueError, KeyError, TypeError):
@@ -325,8 +346,9 @@ def create_backend(
             raise BackendUnavailableError(f"backend 'tensorrt' is not available here: {reason}")
     if concrete != "tflite":
         require_file(path)
+    sidecar = read_sidecar(path)
     runner = create_runner(concrete, path, precision=run_precision, threads=threads, max_batch=max_batch,
                            calibration=calibration, cache_dir=cache_dir, providers=providers,
                            spinning=spinning)
     return InferenceBackend(runner, requested=f"{name}/{precision}", precision=run_precision,
-                            model_path=runner.path)
+                            model_path=runner.path, sidecar=sidecar)

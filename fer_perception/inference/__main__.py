@@ -26,7 +26,6 @@ from fer_perception.inference import (
     resolve_backend_name,
 )
 from fer_perception.inference.runtimes import onnxruntime_providers
-from fer_perception.labels import EMOTION_LABELS
 
 
 def _version(module: str) -> str:
@@ -109,7 +108,7 @@ def check(model_path: Path, backends: list[str], precision: str, out=print) -> i
             continue
         results[name] = probs
         top = int(np.argmax(probs))
-        out(f"  {name:<12} ({be.name}, {be.precision}) {EMOTION_LABELS[top]} {probs[top]:.3f}, {ms:.2f} ms at batch 1 (median of 10)")
+        out(f"  {name:<12} ({be.name}, {be.precision}) {be.labels[top]} {probs[top]:.3f}, {ms:.2f} ms at batch 1 (median of 10)")
     if len(results) > 1:
         ref_name, ref = next(iter(results.items()))
         for name, probs in results.items():

@@ -43,6 +43,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import String
@@ -70,7 +71,7 @@ from fer_perception.ros.process import (
     spin_until_exit,
     startup_error,
 )
-from fer_perception.smoothing import SmoothingConfig, TrackSmoother
+from fer_perception.smoothing import SmoothingConfig
 from fer_perception.stats import PipelineStats
 from fer_perception.tracking import FaceTracker
 
@@ -187,8 +188,9 @@ class FerRosShell:
         p = self.params
         options = {k: p[k] for k in PIPELINE_OPTIONS}
         pipeline = self._factory(options)
+        self._adopt_model_threshold(pipeline)
         self.perception = FramePerception(
-            pipeline, FaceTracker.from_params(p.values), TrackSmoother(SmoothingConfig.from_params(p.values)),
+            pipeline, FaceTracker.from_params(p.values), SmoothingConfig.from_params(p.values),
             min_face_size=p["min_face_size"], max_faces=p["max_faces"])
         self.info = pipeline.info().as_dict()
         m = fer_messages()
@@ -206,6 +208,16 @@ class FerRosShell:
             f"detector {self.info['detector']}"
             + (f" on {self.info['detector_backend']}" if "detector_backend" in self.info else "")
         )
+
+    def _adopt_model_threshold(self, pipeline: PerceptionPipeline) -> None:
+        """The model's sidecar may carry its own confidence_threshold (chosen from its risk-coverage
+        table); it replaces fer.yaml's default unless the parameter was given at start-up."""
+        threshold = pipeline.model_confidence_threshold
+        if threshold is None or "confidence_threshold" in self.params.explicit:
+            return
+        if threshold != self.params["confidence_threshold"]:
+            self.node.set_parameters([Parameter("confidence_threshold", value=float(threshold))])
+            self.log.info(f"confidence_threshold {threshold:g} from the model's sidecar")
 
     def activate(self) -> None:
         if not self.configured:
@@ -334,7 +346,8 @@ class FerRosShell:
                 and self._annotated_pub.get_subscription_count() > 0):
             annotations = [FaceAnnotation(f.box, f.label, f.confidence, f.track_id, f.probabilities)
                            for f in faces]
-            self._annotated_pub.publish(numpy_to_image(draw_faces(bgr, annotations), "bgr8", header=msg.header))
+            drawn = draw_faces(bgr, annotations, labels=perception.labels)
+            self._annotated_pub.publish(numpy_to_image(drawn, "bgr8", header=msg.header))
 
     def request_exit(self, code: int) -> None:
         self.exit_code = code

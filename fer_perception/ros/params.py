@@ -3,6 +3,7 @@ descriptors, and every change validated with the spec's own reason."""
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Callable, Iterable, Mapping
 
 from rcl_interfaces.msg import (
@@ -48,6 +49,24 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
 
 Validator = Callable[[Any], "str | None"]
 
+#: Parameters rclpy itself declares or reads on every node: never "unknown".
+ROS_OWN_PARAMETERS = frozenset({"use_sim_time", "start_type_description_service"})
+ROS_OWN_PREFIXES = ("qos_overrides.",)
+
+
+def unknown_parameter_warnings(given: Iterable[str], known: Iterable[str]) -> list[str]:
+    """One line per start-up parameter that the node does not have (a misspelling is silently
+    ignored by ROS), naming the closest real one."""
+    known = sorted(known)
+    lines = []
+    for name in sorted(set(given)):
+        if name in known or name in ROS_OWN_PARAMETERS or name.startswith(ROS_OWN_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else "; see docs/node.md for the parameters"
+        lines.append(f"unknown parameter {name!r} ignored{hint}")
+    return lines
+
 
 class ParameterSet:
     """Declares a node's parameters from their specs and validates every change.
@@ -69,8 +88,13 @@ class ParameterSet:
         self.extra = dict(extra or {})
         self.values: dict[str, Any] = {}
         overrides = getattr(node, "_parameter_overrides", None)  # --params-file / -p / parameter_overrides
+        overrides = overrides if isinstance(overrides, dict) else {}
+        #: names given at start-up (--params-file, -p, parameter_overrides), not taken from fer.yaml
+        self.explicit: frozenset[str] = frozenset(overrides) & frozenset(self.specs)
+        for line in unknown_parameter_warnings(overrides, self.specs):
+            node.get_logger().warning(line)
         for name, spec in self.specs.items():
-            if isinstance(overrides, dict) and name in overrides:
+            if name in overrides:
                 self._check_override(overrides, name, spec)
             try:
                 p = node.declare_parameter(name, spec.default, descriptor(spec))

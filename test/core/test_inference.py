@@ -13,8 +13,10 @@ import sys
 
 import numpy as np
 import pytest
+from tiny_onnx import write_linear_onnx
 
 from fer_perception.errors import BackendUnavailableError, InputShapeError, ModelLoadError
+from fer_perception.labels import EMOTION_LABELS
 from fer_perception.inference import (
     BACKEND_NAMES,
     InferenceBackend,
@@ -36,25 +38,7 @@ needs_tflite = pytest.mark.skipif(available_backends()["tflite"] is not None, re
 
 def _onnx_model(path, in_shape=(48, 48, 1), classes=7, inputs=1):
     """A tiny valid ONNX classifier with a chosen input shape / class count (contract tests)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    n_in = int(np.prod(in_shape))
-    w = numpy_helper.from_array(np.random.default_rng(0).normal(0, 0.01, (n_in, classes)).astype(np.float32), "w")
-    shape = numpy_helper.from_array(np.array([0, n_in], np.int64), "shape")
-    nodes = [helper.make_node("Reshape", ["faces", "shape"], ["flat"]),
-             helper.make_node("MatMul", ["flat", "w"], ["logits"]),
-             helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)]
-    graph_inputs = [helper.make_tensor_value_info("faces", TensorProto.FLOAT, ["N", *in_shape])]
-    if inputs == 2:
-        graph_inputs.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, ["N", 1]))
-    graph = helper.make_graph(nodes, "tiny", graph_inputs,
-                              [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", classes])],
-                              initializer=[w, shape])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return write_linear_onnx(path, classes, in_shape=in_shape, inputs=inputs)
 
 
 # -------------------------------------------------------------------------- agreement
@@ -110,7 +94,7 @@ def _export_twins(random_model, tmp_path, *, tamper: str | None = None):
     formats = {k: {"sha256": hashlib.sha256(v.read_bytes()).hexdigest()} for k, v in files.items()}
     if tamper:
         formats[tamper]["sha256"] = "0" * 64
-    (tmp_path / "m.json").write_text(json.dumps({"formats": formats}))
+    (tmp_path / "m.json").write_text(json.dumps({"labels": list(EMOTION_LABELS), "formats": formats}))
     return files
 
 
@@ -216,7 +200,7 @@ def test_corrupt_model_files(tmp_path, random_model):
 def test_contract_breaking_models(tmp_path):
     assert create_backend("onnxruntime", _onnx_model(tmp_path / "ok.onnx")).predict(
         np.zeros((3, 48, 48, 1), np.float32)).shape == (3, 7)
-    with pytest.raises(ModelLoadError, match="N x 7"):
+    with pytest.raises(ModelLoadError, match=r"shape \[None, 5\], but the model's labels name 7 classes"):
         create_backend("onnxruntime", _onnx_model(tmp_path / "five.onnx", classes=5))
     with pytest.raises(ModelLoadError, match="N x 48 x 48 x 1"):
         create_backend("onnxruntime", _onnx_model(tmp_path / "big.onnx", in_shape=(64, 64, 1)))

@@ -10,7 +10,7 @@ from fer_perception.labels import EMOTION_LABELS, UNKNOWN_LABEL, valence_arousal
 from fer_perception.params import defaults
 from fer_perception.perception import FramePerception, PerceivedFace, max_faces_capacity
 from fer_perception.pipeline import FaceResult, PerceptionPipeline, PipelineInfo
-from fer_perception.smoothing import SmoothingConfig, TrackSmoother
+from fer_perception.smoothing import SmoothingConfig
 from fer_perception.tracking import FaceTracker
 
 
@@ -23,14 +23,17 @@ def probs_for(label: str, p: float = 0.9) -> np.ndarray:
 class ScriptedPipeline:
     """Returns the faces it was told to; records the face limits it was given."""
 
-    def __init__(self) -> None:
+    model_confidence_threshold = None
+
+    def __init__(self, labels: tuple[str, ...] = EMOTION_LABELS) -> None:
+        self.labels = labels
         self.faces: list[FaceResult] = []
         self.limits: tuple[int, int] | None = None
         self.closed = False
 
     def say(self, *faces: tuple[tuple[int, int, int, int], np.ndarray]) -> None:
         self.faces = [FaceResult(box=box, detection_score=0.75, keypoints=None,
-                                 crop=np.zeros((48, 48), np.uint8), probabilities=probs)
+                                 crop=np.zeros((48, 48), np.uint8), probabilities=probs, labels=self.labels)
                       for box, probs in faces]
 
     def process(self, bgr):
@@ -55,7 +58,7 @@ FRAME = np.zeros((240, 320, 3), np.uint8)
 def make(pipeline: ScriptedPipeline, **smoothing) -> FramePerception:
     config = SmoothingConfig.from_yaml_defaults(**smoothing)
     tracker = FaceTracker.from_params(defaults("fer_node"))
-    return FramePerception(pipeline, tracker, TrackSmoother(config), min_face_size=10, max_faces=2)
+    return FramePerception(pipeline, tracker, config, min_face_size=10, max_faces=2)
 
 
 def test_scripted_pipeline_implements_the_interface():
@@ -119,3 +122,32 @@ def test_smoothing_changes_wait_for_the_next_frame_and_reset_forgets_tracks():
     perception.request_reset()
     [face3] = perception.process(FRAME)
     assert face3.track_id != face.track_id  # a new track: the old one was forgotten before this frame
+
+
+def test_the_models_own_labels_name_every_face():
+    """A 6-class CK+ model (no contempt) with CK+'s names: published names, order and count are its own."""
+    ck = ("anger", "disgust", "fear", "happy", "sadness", "surprise")
+    pipe = ScriptedPipeline(ck)
+    perception = make(pipe)
+    assert perception.labels == ck
+    probs = np.array([0.02, 0.02, 0.02, 0.02, 0.9, 0.02], np.float32)
+    pipe.say(((20, 30, 60, 60), probs))
+    [face] = perception.process(FRAME)
+    assert face.label == "sadness" and face.probabilities.shape == (6,)
+    va = valence_arousal(probs, ck)  # 'sadness' sits where FER2013's 'sad' does
+    assert (face.valence, face.arousal) == pytest.approx((float(va[0]), float(va[1])), abs=1e-6)
+    assert face.valence < -0.5
+    pipe.say(((20, 30, 60, 60), probs_for("sad")))  # 7 values from a 6-class model: refused, not misnamed
+    with pytest.raises(FerError, match="expected 6 finite values"):
+        perception.process(FRAME)
+
+
+def test_an_eight_class_model_with_contempt():
+    ferplus = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+    pipe = ScriptedPipeline(ferplus)
+    perception = make(pipe)
+    probs = np.full(8, 0.02, np.float32)
+    probs[7] = 0.86
+    pipe.say(((20, 30, 60, 60), probs))
+    [face] = perception.process(FRAME)
+    assert face.label == "contempt" and len(face.probabilities) == 8

@@ -18,6 +18,7 @@ class CountingBackend:
         self.inner = backend
         self.calls: list[int] = []
         self.name = backend.name
+        self.labels = backend.labels
 
     def predict(self, faces):
         self.calls.append(len(faces))

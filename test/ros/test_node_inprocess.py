@@ -28,6 +28,9 @@ HAPPY[EMOTION_LABELS.index("happy")] = 0.9
 class FakePipeline:
     """A PerceptionPipeline whose faces are written in the frame itself (see the module docstring)."""
 
+    labels = EMOTION_LABELS
+    model_confidence_threshold = None
+
     def __init__(self) -> None:
         self.delay = 0.0
         self.calls = 0
@@ -43,7 +46,8 @@ class FakePipeline:
             raise RuntimeError("simulated backend failure")
         probs = np.full(7, np.nan, np.float32) if fail == 128 else HAPPY
         return [FaceResult(box=(20 + 100 * k + shift, 30, 60 + 5 * k, 60 + 5 * k), detection_score=0.8,
-                           keypoints=None, crop=np.zeros((48, 48), np.uint8), probabilities=probs.copy())
+                           keypoints=None, crop=np.zeros((48, 48), np.uint8), probabilities=probs.copy(),
+                           labels=EMOTION_LABELS)
                 for k in range(n)]
 
     def info(self) -> PipelineInfo:

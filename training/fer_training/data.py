@@ -34,30 +34,15 @@ from typing import Iterable
 import cv2
 import numpy as np
 
+# The runtime's label module (plain numpy) is the one source of FER2013's order and of the table that
+# maps data sets' class names onto canonical ones: training and the node cannot drift apart.
+from fer_perception.labels import EMOTION_LABELS as FER2013_LABELS
+from fer_perception.labels import canonical_label as _canonical_label
+
 IMAGE_SIZE = 48
 SMALL_CROP_MAX_SIDE = 64
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
 
-FER2013_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-try:  # the runtime's single source of truth, when the runtime package is importable
-    from fer_perception.labels import EMOTION_LABELS as _RUNTIME_LABELS
-
-    if tuple(_RUNTIME_LABELS) != FER2013_LABELS:  # pragma: no cover - guards a silent drift
-        raise ImportError("fer_perception.labels.EMOTION_LABELS changed order")
-    FER2013_LABELS = tuple(_RUNTIME_LABELS)
-except ImportError:  # pragma: no cover - training without the runtime installed
-    pass
-
-# Synonyms seen in public FER data sets -> FER2013 class name.
-_SYNONYMS = {
-    "angry": "angry", "anger": "angry", "an": "angry",
-    "disgust": "disgust", "disgusted": "disgust", "di": "disgust",
-    "fear": "fear", "fearful": "fear", "afraid": "fear", "fe": "fear",
-    "happy": "happy", "happiness": "happy", "joy": "happy", "ha": "happy",
-    "sad": "sad", "sadness": "sad", "sa": "sad",
-    "surprise": "surprise", "surprised": "surprise", "su": "surprise",
-    "neutral": "neutral", "ne": "neutral", "calm": "neutral",
-}
 
 _CSV_USAGE = {"training": "train", "publictest": "public_test", "privatetest": "private_test"}
 
@@ -129,8 +114,10 @@ class FaceDataset:
 
 # --------------------------------------------------------------------------------------- labels
 def canonical_label(name: str) -> str | None:
-    """FER2013 class name for a data set's class name, or None (e.g. CK+ 'contempt')."""
-    return _SYNONYMS.get(str(name).strip().lower())
+    """FER2013 class name for a data set's class name, or None (e.g. CK+ 'contempt'), through the one
+    documented table fer_perception.labels.CANONICAL_NAMES."""
+    canon = _canonical_label(name)
+    return canon if canon in FER2013_LABELS else None
 
 
 def to_fer2013_order(ds: FaceDataset) -> FaceDataset:
