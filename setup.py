@@ -10,6 +10,9 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(include=["fer_perception", "fer_perception.*"]),
+    # The repository root is the package root: an editable install is then a plain .pth entry
+    # (setuptools' quiet "simple layout" path) rather than an import hook it warns about.
+    package_dir={"": "."},
     package_data={package_name: ["models/*.onnx", "models/*.tflite", "models/*.json", "models/*LICENSE", "models/*NOTICE"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
@@ -26,7 +29,6 @@ setup(
     maintainer_email="fer-perception@example.org",
     description="Facial expression recognition for ROS 2: ARCH-1 separable CNN on ONNX Runtime/TensorRT/TFLite.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "fer_node = fer_perception.ros.node:main",

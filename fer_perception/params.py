@@ -183,6 +183,11 @@ def load_specs(node_key: str, path: str | os.PathLike | None = None) -> dict[str
     return dict(all_specs[node_key])
 
 
+def all_parameter_names(path: str | os.PathLike | None = None) -> frozenset[str]:
+    """Every parameter of every node section (fer_node, fer_camera): a name none of them has is a typo."""
+    return frozenset(name for specs in _load(str(path or config_path())).values() for name in specs)
+
+
 def defaults(node_key: str) -> dict[str, Any]:
     return {name: spec.default for name, spec in load_specs(node_key).items()}
 

@@ -346,9 +346,9 @@ def create_backend(
             raise BackendUnavailableError(f"backend 'tensorrt' is not available here: {reason}")
     if concrete != "tflite":
         require_file(path)
-    sidecar = read_sidecar(path)
     runner = create_runner(concrete, path, precision=run_precision, threads=threads, max_batch=max_batch,
                            calibration=calibration, cache_dir=cache_dir, providers=providers,
                            spinning=spinning)
+    sidecar = read_sidecar(path)  # after the model loaded: a corrupt file is one error, not a warning first
     return InferenceBackend(runner, requested=f"{name}/{precision}", precision=run_precision,
                             model_path=runner.path, sidecar=sidecar)

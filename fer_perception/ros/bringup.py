@@ -22,7 +22,6 @@ import sys
 from typing import Any
 
 import rclpy
-import rclpy.utilities
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -33,7 +32,7 @@ from fer_perception.params import ParameterValueError
 from fer_perception.ros.camera_source import add_source_arguments, make_camera_node, source_overrides
 from fer_perception.ros.dds import ensure_fastdds_profile
 from fer_perception.ros.node import FerLifecycleNode, FerNode
-from fer_perception.ros.process import spin_until_exit, startup_error
+from fer_perception.ros.process import RosArgsError, check_params_file, non_ros_args, spin_until_exit, startup_error
 
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
 
@@ -84,7 +83,8 @@ def ros_argv(argv: list[str], params_files: list[str]) -> list[str]:
 class Bringup:
     """fer_camera (unless an existing topic is used) and fer_node, created in one rclpy context."""
 
-    def __init__(self, args: argparse.Namespace, *, context: Any = None) -> None:
+    def __init__(self, args: argparse.Namespace, *, context: Any = None, camera_frame_hooks=()) -> None:
+        """``camera_frame_hooks``: called with (frame, header) for every frame fer_camera publishes."""
         self.camera = None
         self.fer = None
         topic = args.topic or args.image_topic
@@ -120,7 +120,8 @@ class Bringup:
                 if args.resize is not None:
                     parse_resize(args.resize)
                 self.camera = make_camera_node(
-                    cli_args=remap, parameter_overrides=[Parameter(k, value=v) for k, v in cam.items()], **kw
+                    cli_args=remap, parameter_overrides=[Parameter(k, value=v) for k, v in cam.items()],
+                    frame_hooks=list(camera_frame_hooks), **kw
                 )
         except BaseException:
             self.destroy()
@@ -145,7 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fer_bringup", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_bringup_arguments(parser)
-    args = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    try:
+        args = parser.parse_args(non_ros_args(argv))
+        for path in args.params_file:
+            check_params_file(path)
+    except RosArgsError as e:
+        return startup_error("fer_bringup", str(e))
 
     ensure_fastdds_profile()
     tune_for_shared_process()

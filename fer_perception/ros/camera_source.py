@@ -23,9 +23,10 @@ import argparse
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
-import rclpy.utilities
+import numpy as np
+
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -37,7 +38,7 @@ from fer_perception.frame_source import FrameSource, SourceError, parse_resize
 from fer_perception.params import ParameterValueError
 from fer_perception.ros.image_msgs import bgr_to_compressed, numpy_to_image
 from fer_perception.ros.params import ParameterSet
-from fer_perception.ros.process import ros_process, spin_until_exit, startup_error
+from fer_perception.ros.process import RosArgsError, non_ros_args, ros_process, spin_until_exit, startup_error
 
 NODE_KEY = "fer_camera"
 
@@ -45,7 +46,8 @@ NODE_KEY = "fer_camera"
 class FerCamera(Node):
     """Publishes frames of one FrameSource at ``rate`` Hz from its own thread."""
 
-    def __init__(self, node_name: str = "fer_camera", **node_kwargs: Any) -> None:
+    def __init__(self, node_name: str = "fer_camera", *,
+                 frame_hooks: list[Callable[[np.ndarray, Header], None]] | None = None, **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
         def check_resize(value: str) -> str | None:
             try:
@@ -59,6 +61,10 @@ class FerCamera(Node):
         p = self.params
         self.exit_code: int | None = None
         self.frames_published = 0
+        #: called with (frame, header) after each frame is published: in-process consumers (fer_demo's
+        #: video) get the frame itself instead of a DDS copy; they must not modify it
+        #: (given here, so that they see the first frame too)
+        self.frame_hooks: list[Callable[[np.ndarray, Header], None]] = list(frame_hooks or [])
         try:
             self.source = FrameSource(p["source"], loop=p["loop"], resize=parse_resize(p["resize"]),
                                       reopen_interval=p["reopen_interval"])
@@ -121,6 +127,8 @@ class FerCamera(Node):
                         return
                     raise
                 self.frames_published += 1
+                for hook in self.frame_hooks:
+                    hook(frame, header)
                 if p["max_frames"] and self.frames_published >= p["max_frames"]:
                     log.info(f"published max_frames={p['max_frames']} frames")
                     self._finish(0)
@@ -204,7 +212,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="hold the first frame until N subscribers have matched the image topic")
     parser.add_argument("--compressed", action="store_true", default=None,
                         help="also publish <image>/compressed (JPEG)")
-    args = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    try:
+        own = non_ros_args(argv)
+    except RosArgsError as e:
+        return startup_error("fer_camera", str(e))
+    args = parser.parse_args(own)
     overrides = source_overrides(args)
     for flag, name in (("rate", "rate"), ("resize", "resize"), ("loop", "loop"), ("frame_id", "frame_id"),
                        ("max_frames", "max_frames"), ("compressed", "publish_compressed"),

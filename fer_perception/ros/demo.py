@@ -7,9 +7,10 @@
     fer_demo --model my_model.onnx --backend onnxruntime --output out/demo.mp4
 
 Prints one line per face when a track appears or changes its label, and a line with every face
-at most every --print-every seconds; writes the node's ~/annotated images to --output (mp4v,
-real-time: a frame the node skipped is filled by repeating the previous one); prints a summary with
-the node's own diagnostics at the end. All nodes run on one MultiThreadedExecutor, as fer_bringup
+at most every --print-every seconds; writes --output (mp4v): every source frame once, annotated with
+the newest result available for it (fer_perception.annotated_video), drawn and encoded on a thread
+of its own, so the node keeps its frame rate; prints a summary with the node's own diagnostics at
+the end. All nodes run on one MultiThreadedExecutor, as fer_bringup
 starts them (same parameters: config/fer.yaml, --params-file, --ros-args).
 """
 
@@ -17,28 +18,37 @@ from __future__ import annotations
 
 import argparse
 import sys
-import queue
 import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import cv2
+import numpy as np
 import rclpy
-import rclpy.utilities
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from fer_perception.errors import FerError
+from fer_perception.annotate import FaceAnnotation
+from fer_perception.annotated_video import AnnotatedVideo
+from fer_perception.errors import FerError, ImageConversionError
+from fer_perception.image_conversion import image_to_bgr
 from fer_perception.frame_source import SourceError
 from fer_perception.params import ParameterValueError
 from fer_perception.ros.bringup import Bringup, add_bringup_arguments, ros_argv, tune_for_shared_process
 from fer_perception.ros.dds import ensure_fastdds_profile
 from fer_perception.ros.diagnostics import status_values
 from fer_perception.ros.listener import make_listener
-from fer_perception.ros.process import spin_once_unless_shut_down, startup_error
+from fer_perception.ros.process import (
+    RosArgsError,
+    check_params_file,
+    non_ros_args,
+    spin_once_unless_shut_down,
+    startup_error,
+)
 
 DEFAULT_OUTPUT = "out/fer_demo.mp4"
 DEFAULT_DURATION = 10.0
@@ -87,85 +97,46 @@ class ConsolePrinter:
                   file=self.out, flush=True)
 
 
-class VideoSink:
-    """Writes sensor_msgs/Image frames to an mp4v file in real time (by header stamp).
+class Mp4Writer:
+    """Frames to an mp4v file at the source's frame rate (opened at the first frame; odd sizes are
+    cropped to even ones, a changed size is resized to the first)."""
 
-    Encoding runs on its own thread: the subscription callback only converts the image and queues
-    it. Encoding in the callback held an executor thread for tens of milliseconds per frame, which
-    starved the camera and the node in the same process (measured: 7 fps instead of 30 on the
-    hamilton clip) and, through the real-time gap filling, fed on itself.
-    """
-
-    QUEUE_FRAMES = 4  # when encoding falls behind, newer frames are dropped; gap filling covers them
-
-    def __init__(self, path: Path, fps: float) -> None:
+    def __init__(self, path: Path, fps: Callable[[], float]) -> None:
         self.path = Path(path)
-        self.fps = fps
-        self.writer = None
-        self.size: tuple[int, int] | None = None
-        self.t0: float | None = None
-        self.written = 0
-        self.received = 0
-        self.error: str | None = None
-        self._queue: queue.Queue = queue.Queue(maxsize=self.QUEUE_FRAMES)
-        self._thread = threading.Thread(target=self._encode_loop, name="fer_demo_video", daemon=True)
-        self._thread.start()
+        self.fps = fps  # asked at the first frame: the source's rate is known by then
+        self._writer = None
+        self._size: tuple[int, int] | None = None
 
-    def __call__(self, msg: Any) -> None:
-        from fer_perception.errors import ImageConversionError
-        from fer_perception.image_conversion import image_to_bgr
-
-        try:
-            bgr = image_to_bgr(msg).copy()  # the message's buffer is not ours to keep
-        except ImageConversionError:
-            return
-        self.received += 1
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        try:
-            self._queue.put_nowait((bgr, stamp))
-        except queue.Full:
-            pass
-
-    def _encode_loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self.error is None:
-                self._write(*item)
-
-    def _write(self, bgr, stamp: float) -> None:
-        import cv2
-        import numpy as np
-
-        if self.writer is None:
+    def __call__(self, bgr: np.ndarray) -> None:
+        if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.size = (bgr.shape[1] - bgr.shape[1] % 2, bgr.shape[0] - bgr.shape[0] % 2)  # mp4v: even
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
-            if not self.writer.isOpened():
-                self.error = f"cannot write {self.path} (OpenCV VideoWriter mp4v failed)"
-                self.writer = None
-                return
-            self.t0 = stamp
-        if (bgr.shape[1], bgr.shape[0]) != self.size:
-            w, h = self.size
+            self._size = (bgr.shape[1] - bgr.shape[1] % 2, bgr.shape[0] - bgr.shape[0] % 2)  # mp4v: even
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps(), self._size)
+            if not self._writer.isOpened():
+                self._writer = None
+                raise OSError(f"cannot write {self.path} (OpenCV VideoWriter mp4v failed)")
+        if (bgr.shape[1], bgr.shape[0]) != self._size:
+            w, h = self._size
             if bgr.shape[1] - w in (0, 1) and bgr.shape[0] - h in (0, 1):
                 bgr = np.ascontiguousarray(bgr[:h, :w])  # odd size: drop the last row/column
             else:  # the source changed size (e.g. a camera reopened at another resolution)
-                bgr = cv2.resize(bgr, self.size)
-        due = int(round((stamp - self.t0) * self.fps)) + 1
-        repeats = min(max(1, due - self.written), int(self.fps * 2) + 1)
-        for _ in range(repeats):
-            self.writer.write(bgr)
-        self.written += repeats
+                bgr = cv2.resize(bgr, self._size)
+        self._writer.write(bgr)
 
-    def close(self) -> None:
-        """Encode what is queued, then close the file."""
-        self._queue.put(None)
-        self._thread.join()
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
+    def release(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+def stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def result_annotations(msg: Any) -> list[FaceAnnotation]:
+    """The faces of a FaceEmotionArray as annotate.FaceAnnotation (what the node draws on ~/annotated)."""
+    return [FaceAnnotation((f.roi.x_offset, f.roi.y_offset, f.roi.width, f.roi.height), f.label,
+                           float(f.confidence), int(f.track_id), np.asarray(f.probabilities)) for f in msg.faces]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-video", action="store_true", help="do not write the annotated video")
     parser.add_argument("--print-every", type=float, default=1.0,
                         help="seconds between face lines (label changes are printed at once)")
-    args = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    try:
+        args = parser.parse_args(non_ros_args(argv))
+        for path in args.params_file:
+            check_params_file(path)
+    except RosArgsError as e:
+        return startup_error("fer_demo", str(e))
     duration = args.duration
     if duration is None:
         duration = 0.0 if (args.video and not args.loop) else DEFAULT_DURATION
@@ -190,19 +166,31 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=ros_argv(argv, args.params_file))
     bringup = None
     extra: list = []
-    sink = None
+    video = mp4 = None
+    video_done = False
     printer = ConsolePrinter(args.print_every)
     last_status: list = [None]
     try:
+        if not args.no_video:  # before the camera starts, so that the video has its first frame too
+            mp4 = Mp4Writer(Path(args.output), lambda: bringup.camera.params["rate"] if bringup and bringup.camera
+                            else 30.0)
+            video = AnnotatedVideo(mp4)
         try:
-            bringup = Bringup(args)
+            bringup = Bringup(args, camera_frame_hooks=[] if video is None else [
+                lambda frame, header: video.add_frame(stamp_ns(header), frame)])
         except (FerError, ParameterValueError, SourceError, FileNotFoundError, ValueError, ImportError) as e:
             hint = ""
             if "model" in str(e).lower() and not args.model:
                 hint = " (give a model with --model PATH)"
             return startup_error("fer_demo", f"{e}{hint}")
         fer = bringup.fer
-        listener = make_listener(fer.resolve_topic_name("~/faces"), printer, node_name="fer_demo_listener")
+        on_faces = [printer]  # every FaceEmotionArray goes to each of these
+
+        def dispatch(msg):
+            for handle in on_faces:
+                handle(msg)
+
+        listener = make_listener(fer.resolve_topic_name("~/faces"), dispatch, node_name="fer_demo_listener")
         extra.append(listener)
 
         def on_diag(msg):
@@ -211,11 +199,19 @@ def main(argv: list[str] | None = None) -> int:
                     last_status[0] = st
 
         listener.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
-        if not args.no_video:
-            fps = bringup.camera.params["rate"] if bringup.camera is not None else 30.0
-            sink = VideoSink(Path(args.output), fps)
-            listener.create_subscription(Image, fer.resolve_topic_name("~/annotated"), sink,
-                                         QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
+        if video is not None:
+            # fer_camera in this process hands its frames over directly (no DDS copy); otherwise:
+            if bringup.camera is None:
+                def on_image(msg):
+                    try:
+                        video.add_frame(stamp_ns(msg.header), image_to_bgr(msg).copy())
+                    except ImageConversionError:
+                        pass  # the node counts and reports bad input
+
+                listener.create_subscription(Image, bringup.image_topic, on_image,
+                                             QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+            on_faces.append(
+                lambda msg: video.add_result(stamp_ns(msg.header), result_annotations(msg), tuple(msg.labels)))
         executor = MultiThreadedExecutor(num_threads=4)
         for node in bringup.nodes + extra:
             executor.add_node(node)
@@ -255,22 +251,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  node: processed {v.get('frames_processed')} of {v.get('frames_received')} frames "
                   f"(dropped {v.get('dropped_frames')}), latency p50 {v.get('latency_p50_ms')} ms "
                   f"p95 {v.get('latency_p95_ms')} ms, backend {v.get('backend')}", flush=True)
-        if sink is not None:
-            sink.close()
-            if sink.error:
-                print(f"fer_demo: {sink.error}", file=sys.stderr, flush=True)
+        if video is not None:
+            counts = video.close()
+            mp4.release()
+            video_done = True
+            if video.error:
+                print(f"fer_demo: {video.error}", file=sys.stderr, flush=True)
                 code = code or 1
-            elif sink.written:
-                print(f"fer_demo: wrote {sink.written} frames ({sink.received} annotated images) to {sink.path}",
-                      flush=True)
+            elif counts.written:
+                print(f"fer_demo: wrote {counts.written} of {counts.frames} source frames to {mp4.path} "
+                      f"({counts.own_result} with their own result, {counts.earlier_result} with an earlier "
+                      f"frame's, {counts.no_result} before the first; {counts.overflow} not written)", flush=True)
             else:
-                print("fer_demo: no annotated image arrived; no video written", flush=True)
+                print("fer_demo: no frame arrived; no video written", flush=True)
         return code
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
     finally:
-        if sink is not None:
-            sink.close()
+        if video is not None and not video_done:
+            video.close()
+            mp4.release()
         for node in extra:
             try:
                 node.destroy_node()

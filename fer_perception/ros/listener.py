@@ -17,12 +17,17 @@ import time
 from typing import Any, Callable
 
 import rclpy
-import rclpy.utilities
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from fer_perception.ros.process import ros_process, spin_once_unless_shut_down, startup_error
+from fer_perception.ros.process import (
+    RosArgsError,
+    non_ros_args,
+    ros_process,
+    spin_once_unless_shut_down,
+    startup_error,
+)
 
 DEFAULT_TOPIC = "/fer_node/faces"
 
@@ -81,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=0.0,
                         help="exit with status 1 if --count messages did not arrive within S seconds")
     parser.add_argument("--json", action="store_true", help="print one JSON object per message")
-    args = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    try:
+        own = non_ros_args(argv)
+    except RosArgsError as e:
+        return startup_error("fer_listener", str(e))
+    args = parser.parse_args(own)
     try:
         import fer_msgs.msg  # noqa: F401
     except ImportError as e:

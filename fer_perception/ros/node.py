@@ -38,7 +38,6 @@ import time
 from typing import Any, Callable
 
 import numpy as np
-import rclpy.utilities
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -66,6 +65,8 @@ from fer_perception.ros.image_msgs import numpy_to_image
 from fer_perception.ros.params import ParameterSet
 from fer_perception.ros.process import (
     EXIT_BACKEND_ERROR,
+    RosArgsError,
+    non_ros_args,
     make_executor,
     ros_process,
     spin_until_exit,
@@ -452,7 +453,10 @@ class FerLifecycleNode(LifecycleNode):
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
-    own = rclpy.utilities.remove_ros_args(argv)[1:]
+    try:
+        own = non_ros_args(argv)
+    except RosArgsError as e:
+        return startup_error("fer_node", str(e))
     parser = argparse.ArgumentParser(
         prog="fer_node",
         description="Facial expression recognition node. ROS arguments follow --ros-args, e.g. "

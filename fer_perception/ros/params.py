@@ -16,7 +16,7 @@ from rcl_interfaces.msg import (
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.parameter import Parameter
 
-from fer_perception.params import ParameterValueError, ParamSpec, load_specs
+from fer_perception.params import ParameterValueError, ParamSpec, all_parameter_names, load_specs
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -33,6 +33,9 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
         type=types[spec.type_name],
         description=spec.description + (f" [{spec.unit}]" if spec.unit else ""),
         read_only=spec.read_only,
+        # rclpy's own type check answers "Wrong parameter type, expected '3' got '4'"; with dynamic
+        # typing the wrong type reaches ParameterSet, whose reason names the parameter and the types.
+        dynamic_typing=True,
     )
     if spec.choices is not None:
         d.additional_constraints = "one of: " + ", ".join(map(str, spec.choices))
@@ -55,8 +58,9 @@ ROS_OWN_PREFIXES = ("qos_overrides.",)
 
 
 def unknown_parameter_warnings(given: Iterable[str], known: Iterable[str]) -> list[str]:
-    """One line per start-up parameter that the node does not have (a misspelling is silently
-    ignored by ROS), naming the closest real one."""
+    """One line per start-up parameter that no fer node has (ROS ignores a misspelling silently),
+    naming the closest real one. ``known``: every node's parameters, since global ``-p`` values and
+    ``/**`` sections reach every node of a process (fer_bringup runs fer_camera beside fer_node)."""
     known = sorted(known)
     lines = []
     for name in sorted(set(given)):
@@ -91,7 +95,7 @@ class ParameterSet:
         overrides = overrides if isinstance(overrides, dict) else {}
         #: names given at start-up (--params-file, -p, parameter_overrides), not taken from fer.yaml
         self.explicit: frozenset[str] = frozenset(overrides) & frozenset(self.specs)
-        for line in unknown_parameter_warnings(overrides, self.specs):
+        for line in unknown_parameter_warnings(overrides, all_parameter_names()):
             node.get_logger().warning(line)
         for name, spec in self.specs.items():
             if name in overrides:

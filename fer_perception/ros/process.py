@@ -9,14 +9,69 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 
 import rclpy
+import rclpy.utilities
+import yaml
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from fer_perception.ros.dds import ensure_fastdds_profile
 
 EXIT_STARTUP_ERROR = 2  # model/parameters/messages unusable: nothing was started
 EXIT_BACKEND_ERROR = 3  # backend failed at run time and exit_on_backend_error is true
+
+
+class RosArgsError(ValueError):
+    """ROS arguments (``--ros-args ...``) that cannot start a node; the message says which and why."""
+
+
+def _params_files(argv: list[str]) -> list[str]:
+    files, in_ros = [], False
+    for i, token in enumerate(argv):
+        if token == "--ros-args":
+            in_ros = True
+        elif token == "--":
+            in_ros = False
+        elif in_ros and token == "--params-file" and i + 1 < len(argv):
+            files.append(argv[i + 1])
+    return files
+
+
+def check_params_file(path: str) -> None:
+    """RosArgsError unless ``path`` is a readable ROS 2 parameters file: YAML whose top level maps
+    node names (or ``/**``) to a ``ros__parameters`` mapping."""
+    file = Path(path)
+    if not file.is_file():
+        raise RosArgsError(f"params file {path} does not exist")
+    try:
+        data = yaml.safe_load(file.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise RosArgsError(f"params file {path} cannot be read ({e})") from None
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        raise RosArgsError(f"params file {path} is not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+    shape = "sections like 'fer_node: {ros__parameters: {max_faces: 2}}' (or '/**:' for every node)"
+    if not isinstance(data, dict) or not data:
+        raise RosArgsError(f"params file {path} holds no parameter sections; expected {shape}")
+    for node, section in data.items():
+        params = section.get("ros__parameters") if isinstance(section, dict) else None
+        if not isinstance(params, dict):
+            raise RosArgsError(f"params file {path}: section {node!r} has no 'ros__parameters' mapping; "
+                               f"expected {shape}")
+
+
+def non_ros_args(argv: list[str]) -> list[str]:
+    """``argv`` without its ROS arguments (and without the program name), after checking every
+    ``--params-file``; RosArgsError with one clear reason when they cannot start a node."""
+    for path in _params_files(argv):
+        check_params_file(path)
+    try:
+        return rclpy.utilities.remove_ros_args(argv)[1:]
+    except Exception as e:  # RCLInvalidROSArgsError: rcl's own text, first sentence
+        text = str(e).split(", at ")[0]
+        raise RosArgsError(f"invalid ROS arguments: {text}") from None
 
 
 def make_executor():
@@ -65,8 +120,9 @@ def spin_until_exit(executor, nodes) -> int:
 @contextlib.contextmanager
 def ros_process(argv: list[str]):
     """Sets the Fast DDS profile, initialises rclpy, yields a list the caller adds its nodes to, and
-    always destroys them and shuts rclpy down. Ctrl-C and an external shutdown end the block
-    quietly (no traceback); the caller then returns status 0 after the ``with``.
+    always destroys them and shuts rclpy down. Ctrl-C, an external shutdown and whatever rclpy raises
+    because a signal shut the context down mid-way end the block quietly (no traceback); the caller
+    then returns status 0 after the ``with``.
     """
     ensure_fastdds_profile()
     rclpy.init(args=argv)
@@ -75,6 +131,12 @@ def ros_process(argv: list[str]):
         yield nodes
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # SIGINT/SIGTERM shut the context down from rclpy's signal handler at any moment, also
+        # between creating a node and spinning it; whatever rclpy then raises ("context is not
+        # valid") is that shutdown, not a crash. An error with the context still alive propagates.
+        if rclpy.ok():
+            raise
     finally:
         for node in nodes:
             try:

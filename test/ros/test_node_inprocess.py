@@ -36,6 +36,7 @@ class FakePipeline:
         self.calls = 0
         self.limits = (0, 64)
         self.closed = False
+        self.probs_override = None  # probabilities to return instead of HAPPY
 
     def process(self, bgr):
         self.calls += 1
@@ -44,7 +45,8 @@ class FakePipeline:
         n, shift, fail = (int(v) for v in bgr[0, 0])
         if fail == 255:
             raise RuntimeError("simulated backend failure")
-        probs = np.full(7, np.nan, np.float32) if fail == 128 else HAPPY
+        probs = np.full(7, np.nan, np.float32) if fail == 128 else (
+            HAPPY if self.probs_override is None else self.probs_override)
         return [FaceResult(box=(20 + 100 * k + shift, 30, 60 + 5 * k, 60 + 5 * k), detection_score=0.8,
                            keypoints=None, crop=np.zeros((48, 48), np.uint8), probabilities=probs.copy(),
                            labels=EMOTION_LABELS)
@@ -323,3 +325,39 @@ def test_annotated_image_only_while_someone_subscribes(harness, monkeypatch):
     harness.wait(lambda: any((m.header.stamp.sec, m.header.stamp.nanosec) == stamp for m in got), 5,
                  "annotated image")
     assert calls and got[-1].encoding == "bgr8" and (got[-1].width, got[-1].height) == (320, 240)
+
+
+def test_live_rejections_are_the_documented_reasons(harness):
+    """docs/node.md's table of refused run-time changes is what a SetParameters call answers."""
+    import ast
+
+    from rclpy.parameter import Parameter
+
+    doc = (rh.REPO / "docs" / "node.md").read_text()
+    block = doc.split("<!-- live-rejections:begin -->")[1].split("<!-- live-rejections:end -->")[0]
+    rows = [[c.strip().strip("`") for c in line.strip().strip("|").split(" | ")]
+            for line in block.strip().splitlines()[2:]]
+    assert len(rows) >= 6
+    for change, reason, _worded_by in rows:
+        name, _, value = change.partition(": ")
+        value = ast.literal_eval(value) if value[:1] in "'0123456789-" else value
+        [res] = harness.fer.set_parameters([Parameter(name, value=value)])
+        assert not res.successful and res.reason == reason, (change, res.reason)
+
+
+@pytest.mark.parametrize("given", [None, 0.5])
+def test_the_models_own_confidence_threshold_unless_given_at_start_up(ros_env, monkeypatch, given):
+    """A sidecar's confidence_threshold (FakePipeline's here) replaces fer.yaml's default; a value given
+    at start-up (-p, --params-file, parameter_overrides) wins over it."""
+    monkeypatch.setattr(FakePipeline, "model_confidence_threshold", 0.77)
+    h = Harness(ros_env, {} if given is None else {"confidence_threshold": given})
+    try:
+        expected = 0.77 if given is None else given
+        assert h.fer.get_parameter("confidence_threshold").value == pytest.approx(expected)
+        low = np.full(7, 0.3 / 6, np.float32)
+        low[EMOTION_LABELS.index("happy")] = 0.7  # between 0.5 and 0.77
+        h.fake.probs_override = low
+        face = h.faces_for(h.publish(frame(1))).faces[0]
+        assert face.label == ("unknown" if given is None else "happy")
+    finally:
+        h.close()

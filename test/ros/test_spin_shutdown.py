@@ -51,3 +51,18 @@ def test_spin_once_reports_the_shutdown_to_the_other_loops():
     """fer_listener and fer_demo run their own loops on the same helper."""
     executor = ShutdownMidSpin(RuntimeError("context is not valid"), shut_down=True)
     assert spin_once_unless_shut_down(executor, 0.1) is False
+
+
+def test_a_signal_between_start_up_and_spinning_is_a_clean_exit():
+    """SIGTERM right after the node came up, before its executor existed, ended fer_node with an
+    RCLError traceback ("failed to create guard_condition: the given context is not valid") and
+    status 1; ros_process now takes it as the shutdown it is. A real error still propagates."""
+    from fer_perception.ros.process import ros_process
+
+    with ros_process([]) as nodes:
+        assert nodes == []
+        rclpy.shutdown()  # what rclpy's signal handler does
+        rclpy.executors.SingleThreadedExecutor()  # raises: the context is not valid
+    with pytest.raises(ValueError, match="a real bug"):
+        with ros_process([]):
+            raise ValueError("a real bug")

@@ -22,10 +22,18 @@ from pathlib import Path
 import numpy as np
 
 from . import data as fdata
+from .cli import HelpFormatter
 from .calibration import ECE_BINS, expected_calibration_error
 
 
 # ------------------------------------------------------------------------------------- backends
+def _sidecar_labels(path: Path) -> tuple[str, ...] | None:
+    """The labels of an exported model's sidecar (the runtime's rule), None without a sidecar."""
+    from fer_perception.inference import read_sidecar, sidecar_path
+
+    return read_sidecar(path).labels if sidecar_path(path).is_file() else None
+
+
 class Predictor:
     """Runs a model file on uint8/float batches N x 48 x 48 (x 1) and returns probabilities."""
 
@@ -40,14 +48,17 @@ class Predictor:
         from .runtime import cpu_count
 
         threads = threads or cpu_count()
+        #: the model's class names in output order (its run records or sidecar), None when unknown
+        self.labels: tuple[str, ...] | None = None
         if self.kind == "keras":
             from .runtime import configure
 
             configure()
-            from .train import load_keras_model
+            from .train import load_keras_model, model_label_names
 
             self.model = load_keras_model(self.path)
             self.num_classes = int(self.model.outputs[0].shape[-1])
+            self.labels = model_label_names(self.path)
         elif self.kind == "onnx":
             import onnxruntime as ort
 
@@ -56,6 +67,7 @@ class Predictor:
             self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
             self.input_name = self.session.get_inputs()[0].name
             self.num_classes = int(self.session.get_outputs()[0].shape[-1])
+            self.labels = _sidecar_labels(self.path)
         else:
             try:
                 from ai_edge_litert.interpreter import Interpreter
@@ -66,6 +78,7 @@ class Predictor:
             self.out = self.interpreter.get_output_details()[0]
             self.num_classes = int(self.out["shape"][-1])
             self._batch = None
+            self.labels = _sidecar_labels(self.path)
 
     def __call__(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         x = np.asarray(images)
@@ -155,12 +168,74 @@ def select_split(ds: fdata.FaceDataset, split: str | None) -> tuple[np.ndarray, 
     return np.flatnonzero(ds.splits == split), split
 
 
+class TrainingOverlapError(ValueError):
+    """The evaluated images include the ones the model trained on: that is not an accuracy."""
+
+
+def training_run_of(model_path: Path) -> dict | None:
+    """The fer-train config of the run that made ``model_path`` (a .keras in a run dir or its
+    checkpoints/, or an export whose sidecar names its source .keras), or None."""
+    from .train import CONFIG_FILE
+
+    candidates = [model_path]
+    if model_path.suffix in (".onnx", ".tflite"):
+        from fer_perception.inference import sidecar_path
+
+        try:
+            source = json.loads(sidecar_path(model_path).read_text()).get("source_model")
+        except (OSError, ValueError, AttributeError):
+            source = None
+        if source:
+            candidates = [Path(source)]
+    for path in candidates:
+        for folder in (path.parent, path.parent.parent):
+            try:
+                return json.loads((folder / CONFIG_FILE).read_text())
+            except (OSError, ValueError):
+                continue
+    return None
+
+
+def check_held_out(model_path: Path, data_path, split_name: str, n_images: int, warn=print) -> None:
+    """Refuse a split that contains the model's training images; name the risk when it cannot be told."""
+    run = training_run_of(Path(model_path))
+    same_data = run is not None and run.get("data") and Path(run["data"]).resolve() == Path(data_path).resolve()
+    if same_data and (split_name == "all" or split_name == "train"):
+        raise TrainingOverlapError(
+            f"split {split_name!r} of {data_path} contains the images {model_path} trained on (its run trained on "
+            f"this file with split {run.get('split', 'auto')!r}): that is not a held-out accuracy. Evaluate a split "
+            f"the run held out (--split public_test on FER2013), or read the run's own validation figures in its "
+            f"results.json (subject-independent folds on CK+)")
+    if run is None and split_name == "all":
+        warn(f"fer-evaluate: note: split 'all' is every one of the {n_images} images of {data_path}; this is a "
+             f"held-out accuracy only if {Path(model_path).name} never trained on this data set")
+
+
+def align_to_data(probs: np.ndarray, model_labels, data_labels) -> np.ndarray:
+    """The model's probability columns in the data set's class order, matched by (canonical) name.
+
+    Raises ValueError when the names cannot be matched one to one."""
+    if model_labels is None or tuple(model_labels) == tuple(data_labels):
+        return probs
+    from fer_perception.labels import canonical_label
+
+    def key(name):
+        return canonical_label(name) or str(name).strip().lower()
+
+    index = {key(n): i for i, n in enumerate(model_labels)}
+    if len(index) != len(model_labels) or sorted(index) != sorted(key(n) for n in data_labels):
+        raise ValueError(f"the model's classes ({', '.join(model_labels)}) are not the data set's "
+                         f"({', '.join(data_labels)}); use --fer-order to map the data set onto FER2013's")
+    return probs[:, [index[key(n)] for n in data_labels]]
+
+
 def evaluate_model(model_path, data_path, split: str | None = None, *, label_file=None,
-                   max_images: int | None = None, to_fer_order: bool = False) -> dict:
+                   max_images: int | None = None, to_fer_order: bool = False, warn=print) -> dict:
     ds = fdata.load_dataset(data_path, label_file=label_file)
     if to_fer_order:
         ds = fdata.to_fer2013_order(ds)
     idx, split_name = select_split(ds, split)
+    check_held_out(Path(model_path), data_path, split_name, len(idx), warn=warn)
     if max_images:
         idx = idx[:max_images]
     predictor = Predictor(model_path)
@@ -168,7 +243,7 @@ def evaluate_model(model_path, data_path, split: str | None = None, *, label_fil
         raise ValueError(f"model {model_path} outputs {predictor.num_classes} classes, the data set has "
                          f"{ds.num_classes} ({list(ds.label_names)}); use --fer-order to map its labels")
     t0 = time.time()
-    probs = predictor(ds.images[idx])
+    probs = align_to_data(predictor(ds.images[idx]), predictor.labels, ds.label_names)
     secs = time.time() - t0
     result = metrics_from_probs(probs, ds.labels[idx], ds.label_names)
     result.update(model=str(model_path), format=predictor.kind, data=str(data_path), split=split_name,
@@ -258,13 +333,14 @@ def format_report(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="fer-evaluate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="fer-evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
     p.add_argument("--model", help=".keras, .onnx or .tflite model")
     p.add_argument("--data", help=".npz, FER2013 .csv or folder-per-class directory")
     p.add_argument("--split", help="split name (default: public_test/val/test if present, else all)")
     p.add_argument("--label-file", help="class list / mapping for the data set")
     p.add_argument("--fer-order", action="store_true", help="map the data set's classes onto FER2013's order")
-    p.add_argument("--max-images", type=int)
+    p.add_argument("--max-images", type=int, help="evaluate only the first N images of the split")
     p.add_argument("--json", help="write the metrics here")
     p.add_argument("--png-dir", help="write confusion-matrix (and training-curve) PNGs here")
     p.add_argument("--run-dir", help="a fer-train run dir: plot its log.csv training curves")
@@ -275,10 +351,15 @@ def main(argv=None) -> int:
     try:
         if args.model:
             result = evaluate_model(args.model, args.data, args.split, label_file=args.label_file,
-                                    max_images=args.max_images, to_fer_order=args.fer_order)
+                                    max_images=args.max_images, to_fer_order=args.fer_order,
+                                    warn=lambda line: print(line, file=sys.stderr))
             print(format_report(result))
     except (fdata.DatasetError, FileNotFoundError, ValueError) as exc:
         print(f"fer-evaluate: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a model file the runtime cannot read (Keras/ONNX Runtime/LiteRT errors)
+        print(f"fer-evaluate: cannot evaluate {args.model}: {type(exc).__name__}: "
+              f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}", file=sys.stderr)
         return 2
     if args.png_dir:
         out = Path(args.png_dir)

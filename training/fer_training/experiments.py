@@ -34,11 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli import HelpFormatter
 from .models import ARCHITECTURES, PAPER_PARAM_COUNTS, normalise_arch_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SHARED = Path(os.environ.get("FER_SHARED_DIR", REPO_ROOT.parent / "shared"))
-DEFAULT_CELLS_DIR = REPO_ROOT / "docs" / "results" / "cells"
+#: Where the grid's records go by default (docs/results.md, docs/results/cells/, runs/experiments/):
+#: the repository, unless FER_RESULTS_ROOT names another folder (the documented-commands test).
+RESULTS_ROOT = Path(os.environ.get("FER_RESULTS_ROOT", REPO_ROOT))
+DEFAULT_CELLS_DIR = RESULTS_ROOT / "docs" / "results" / "cells"
 DEFAULT_DATASETS = {
     "fer2013": str(DEFAULT_SHARED / "data" / "fer2013.npz"),
     "ckplus": str(DEFAULT_SHARED / "data" / "ckplus48.npz"),
@@ -383,8 +387,8 @@ def write_report(cells_dir: Path, md_path: Path, fig_path: Path, planned: list[d
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="fer-experiments", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--out-dir", default=str(REPO_ROOT / "runs" / "experiments"),
+                                formatter_class=HelpFormatter, epilog=__doc__)
+    p.add_argument("--out-dir", default=str(RESULTS_ROOT / "runs" / "experiments"),
                    help="checkpoints and logs of the cells' runs (large; not kept in the repository)")
     p.add_argument("--cells-dir", default=str(DEFAULT_CELLS_DIR),
                    help="the finished cells' records, which the report is built from (kept in the repository)")
@@ -401,8 +405,8 @@ def main(argv=None) -> int:
                         "e.g. arch2-lr0.001; everything else stays the paper recipe)")
     p.add_argument("--max-train-images", type=int)
     p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--results-md", default=str(REPO_ROOT / "docs" / "results.md"))
-    p.add_argument("--figure", default=str(REPO_ROOT / "docs" / "figures" / "results_accuracy.png"))
+    p.add_argument("--results-md", default=str(RESULTS_ROOT / "docs" / "results.md"))
+    p.add_argument("--figure", default=str(RESULTS_ROOT / "docs" / "figures" / "results_accuracy.png"))
     p.add_argument("--jobs", type=int, default=1, help="train this many cells at once")
     p.add_argument("--dry-run", action="store_true", help="print the cells and their commands")
     p.add_argument("--report-only", action="store_true")

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as fdata
+from .cli import HelpFormatter
 
 FORMATS = ("onnx", "tflite-fp32", "tflite-fp16", "tflite-int8", "tensorrt")
 DEFAULT_FORMATS = "onnx,tflite-fp32,tflite-fp16,tflite-int8,tensorrt"
@@ -199,7 +200,7 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
     configure()
     from .calibration import fit_temperature, serving_model
     from .evaluate import Predictor
-    from .train import load_keras_model, predict_probs
+    from .train import model_label_names, predict_probs
 
     model_path, out_dir = Path(model_path), Path(out_dir)
     fmts = [f.strip() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
@@ -213,14 +214,24 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
     name = name or model_path.stem
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    base = load_keras_model(model_path)
+    base = load_model_for_export(model_path)
     num_classes = int(base.outputs[0].shape[-1])
+    # The model's own class names (its fer-train run's records) go into the sidecar; calibration data
+    # must name the same classes in the same order, or its labels would be scored against other classes.
+    label_names = model_label_names(model_path)
+    if label_names is not None and len(label_names) != num_classes:
+        raise ExportError(f"{model_path} outputs {num_classes} classes but its run records {len(label_names)} "
+                          f"names ({', '.join(label_names)})")
     x_val = y_val = rep = None
-    label_names = None
     if calibration_data:
-        x_val, y_val, label_names, rep = load_eval_data(calibration_data, label_file, val_split)
-        if len(label_names) != num_classes:
-            raise ExportError(f"model outputs {num_classes} classes, {calibration_data} has {len(label_names)}")
+        x_val, y_val, data_names, rep = load_eval_data(calibration_data, label_file, val_split)
+        if len(data_names) != num_classes:
+            raise ExportError(f"model outputs {num_classes} classes, {calibration_data} has {len(data_names)} "
+                              f"({', '.join(data_names)})")
+        if label_names is not None and tuple(data_names) != tuple(label_names):
+            raise ExportError(f"{calibration_data} names its classes {', '.join(data_names)}; the model's are "
+                              f"{', '.join(label_names)}: calibrate with data of the model's own classes")
+        label_names = label_names or tuple(data_names)
         log(f"validation images: {len(x_val)}, representative images: {len(rep)} from {calibration_data}")
     else:
         x_val = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
@@ -228,7 +239,11 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
     if label_names is None:
         from .data import FER2013_LABELS
 
-        label_names = FER2013_LABELS if num_classes == len(FER2013_LABELS) else tuple(f"class_{i}" for i in range(num_classes))
+        if num_classes != len(FER2013_LABELS):
+            raise ExportError(f"{model_path} records no class names (no fer-train run records beside it) and "
+                              f"has {num_classes} outputs: pass --calibration-data with its data set")
+        label_names = FER2013_LABELS
+        log(f"warning: {model_path} records no class names; taking FER2013's ({', '.join(label_names)})")
 
     # Temperature (fitted on the validation split with the TTA setting that will be exported).
     if str(temperature).lower() == "auto":
@@ -326,15 +341,31 @@ def format_summary(s: dict) -> str:
     return head + "\n" + "\n".join(rows)
 
 
+def load_model_for_export(model_path: Path):
+    """The .keras model, or ExportError with one line saying why it cannot be read."""
+    from .train import load_keras_model
+
+    if not model_path.is_file():
+        raise ExportError(f"model {model_path} does not exist (fer-train writes <run-dir>/model.keras and "
+                          f"<run-dir>/checkpoints/best.keras)")
+    if model_path.suffix != ".keras":
+        raise ExportError(f"{model_path}: fer-export reads .keras models written by fer-train, not {model_path.suffix!r}")
+    try:
+        return load_keras_model(model_path)
+    except Exception as exc:  # Keras raises ValueError/OSError/zipfile errors for a broken file
+        raise ExportError(f"cannot load {model_path} as a Keras model ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="fer-export", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help="a .keras model written by fer-train")
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-dir", required=True, help="folder for the exported files and their sidecar")
     p.add_argument("--formats", default=DEFAULT_FORMATS, help=f"comma list of {', '.join(FORMATS)}")
     p.add_argument("--calibration-data", help="data set for int8 representative images (train split) "
                    "and the checks/temperature (validation split)")
-    p.add_argument("--label-file")
+    p.add_argument("--label-file", help="class list / mapping for --calibration-data (see fer_training.data)")
     p.add_argument("--val-split", help="validation split name (default: public_test/val/test)")
     p.add_argument("--temperature", default="1", help="a number or 'auto' (fit on the validation split)")
     p.add_argument("--flip-tta", action="store_true", help="average the logits of the image and its mirror in-graph")

@@ -30,12 +30,15 @@ from pathlib import Path
 import numpy as np
 
 from . import data as fdata
+from .cli import HelpFormatter
 from .runtime import configure, cpu_count, set_seed
 
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
 LOG_FILE = "log.csv"
 RESULTS_FILE = "results.json"
+#: Warm-up is at most this share of all training steps, whatever --warmup-epochs says.
+WARMUP_MAX_FRACTION = 0.1
 SMALL_DATA_IMAGES = 5000  # below this many training images the paper profile uses batch 10 (CK+)
 
 
@@ -107,6 +110,12 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def _profile_help(key: str, extra: str = "") -> str:
+    """'default: paper X, best Y' for an option whose default is the profile's."""
+    paper, best = profile_defaults("paper")[key], profile_defaults("best")[key]
+    return f"default: the profile's (paper {paper}, best {best}{extra})"
+
+
 def profile_defaults(profile: str, n_train: int | None = None) -> dict:
     """Hyper-parameters of a profile (documented in docs/training.md)."""
     if profile == "paper":
@@ -173,6 +182,24 @@ def _link_last(src: Path, dst: Path) -> None:
     except OSError:  # file systems without hard links
         shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
+
+
+def model_label_names(model_path) -> tuple[str, ...] | None:
+    """The class names of a .keras model written by fer-train, from its run's records (state.json or
+    results.json in the model's folder or, for checkpoints/*.keras, its parent); None if none is there.
+    fer-export writes them into the sidecar, so a CK+ model keeps anger/contempt/... whatever data it
+    is exported with."""
+    path = Path(model_path)
+    for folder in (path.parent, path.parent.parent):
+        for name in (STATE_FILE, RESULTS_FILE):
+            record = folder / name
+            try:
+                names = json.loads(record.read_text()).get("label_names")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+                return tuple(names)
+    return None
 
 
 def load_keras_model(path, compile: bool = False):
@@ -258,7 +285,8 @@ def _lr_schedule(cfg: TrainConfig, steps_per_epoch: int):
 
     if cfg.schedule == "cosine":
         total = cfg.epochs * steps_per_epoch
-        warm = min(cfg.warmup_epochs * steps_per_epoch, max(total - 1, 0))
+        # A short run (a smoke test, a fine-tune of a few epochs) must still reach the full rate.
+        warm = min(cfg.warmup_epochs * steps_per_epoch, int(WARMUP_MAX_FRACTION * total))
         return keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=cfg.lr * 0.1 if warm else cfg.lr, decay_steps=max(total - warm, 1),
             alpha=0.0, warmup_target=cfg.lr if warm else None, warmup_steps=warm)
@@ -639,41 +667,46 @@ def finish(cfg, run_dir: Path, state: dict, ds, x_va, y_va, log=print) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fer-train", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--data", help=".npz, FER2013 .csv or folder-per-class directory")
     p.add_argument("--run-dir", required=True, help="where checkpoints, logs and the model go")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last epoch")
     p.add_argument("--arch", default="arch1", help="arch1..arch4")
-    p.add_argument("--profile", default="best", choices=["paper", "best"])
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--warmup-epochs", type=int)
-    p.add_argument("--dropout", type=float)
-    p.add_argument("--l2", type=float)
-    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--profile", default="best", choices=["paper", "best"],
+                   help="recipe whose values the options below default to (docs/training.md)")
+    p.add_argument("--epochs", type=int, help=_profile_help("epochs"))
+    p.add_argument("--batch-size", type=int, help=_profile_help("batch_size", "; 10 and 32 below 2,000 training images"))
+    p.add_argument("--lr", type=float, help=_profile_help("lr"))
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help=_profile_help("optimizer"))
+    p.add_argument("--weight-decay", type=float, help=_profile_help("weight_decay"))
+    p.add_argument("--warmup-epochs", type=int,
+                   help=_profile_help("warmup_epochs", f"; at most {100 * WARMUP_MAX_FRACTION:g} %% of the run"))
+    p.add_argument("--dropout", type=float, help=_profile_help("dropout"))
+    p.add_argument("--l2", type=float, help=_profile_help("l2"))
+    p.add_argument("--label-smoothing", type=float, help=_profile_help("label_smoothing"))
     p.add_argument("--soft-labels", type=float,
                    help="weight W of the annotators' vote distribution (FER+ votes in fer2013.npz) in the "
-                        "training target: (1-W) one-hot + W votes; validation keeps the data set's labels")
-    p.add_argument("--class-weighting", action="store_true", default=None)
+                        "training target: (1-W) one-hot + W votes; validation keeps the data set's labels (default: 0, off)")
+    p.add_argument("--class-weighting", action="store_true", default=None,
+                   help="weight the loss by inverse class frequency (default: off in both profiles)")
     p.add_argument("--init-from", metavar="MODEL.keras",
                    help="start from the weights of a fer-train model (layers with the same name and shape; "
-                        "e.g. fine-tune the FER2013 model on your own faces)")
+                        "e.g. fine-tune the FER2013 model on your own faces; default: random initialisation)")
     p.add_argument("--no-augment", action="store_true", help="disable augmentation")
     p.add_argument("--augment", metavar="KEY=VALUE,...",
                    help="override the profile's augmentation, e.g. erase_prob=0.25,rotation=10 (keys: "
-                        + ", ".join(f.name for f in dataclasses.fields(AugmentConfig)) + ")")
-    p.add_argument("--split", default="auto", choices=["auto", "official", "subject", "stratified"])
+                        + ", ".join(f.name for f in dataclasses.fields(AugmentConfig)) + "; default: the profile's)")
+    p.add_argument("--split", default="auto", choices=["auto", "official", "subject", "stratified"],
+                   help="validation split: the data set's own (official), subject-independent folds, or stratified")
     p.add_argument("--fold", type=int, default=0, help="fold index for --split subject")
-    p.add_argument("--folds", type=int, default=10)
-    p.add_argument("--val-fraction", type=float, default=0.125)
-    p.add_argument("--label-file", help="class list / mapping for the data set (see data.py)")
-    p.add_argument("--max-train-images", type=int, help="cap the training split (tests, smoke runs)")
-    p.add_argument("--max-val-images", type=int)
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--distribute", default="none", choices=["none", "mirrored", "multiworker"])
+    p.add_argument("--folds", type=int, default=10, help="number of folds for --split subject")
+    p.add_argument("--val-fraction", type=float, default=0.125, help="validation share for --split stratified")
+    p.add_argument("--label-file", help="class list / mapping for the data set (see data.py; default: the data set's own names)")
+    p.add_argument("--max-train-images", type=int, help="cap the training split (tests, smoke runs; default: all of it)")
+    p.add_argument("--max-val-images", type=int, help="cap the validation split (default: all of it)")
+    p.add_argument("--seed", type=int, default=1234, help="seed of splits, augmentation and initialisation")
+    p.add_argument("--distribute", default="none", choices=["none", "mirrored", "multiworker"],
+                   help="TensorFlow distribution strategy")
     p.add_argument("--cpu-devices", type=int, default=1,
                    help="split the CPU into N logical devices (to exercise --distribute mirrored)")
     p.add_argument("--deterministic", action="store_true", help="tf op determinism (slower)")
