@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_perception.errors import BackendUnavailableError, InputShapeError, ModelLoadError
+from fer_perception.errors import BackendUnavailableError, FerError, InputShapeError, ModelLoadError
 from fer_perception.inference.runtimes import (
     PRECISIONS,
     OrtRunner,
@@ -242,11 +242,18 @@ def resolve_backend_name(name: str, model_path: str | os.PathLike | None = None,
     return _auto_choice(model_path, precision)[0]
 
 
-def _auto_choice(model_path: str | os.PathLike | None, precision: str) -> tuple[str, str]:
-    """What ``auto`` runs: (backend, precision). A precision nothing here can run becomes fp32."""
+def fallback_backend_name(model_path: str | os.PathLike | None = None, precision: str = "fp32") -> str:
+    """What ``auto`` runs when TensorRT was chosen but failed: LiteRT or ONNX Runtime."""
+    return _auto_choice(model_path, precision, tensorrt=False)[0]
+
+
+def _auto_choice(model_path: str | os.PathLike | None, precision: str, *,
+                 tensorrt: bool = True) -> tuple[str, str]:
+    """What ``auto`` runs: (backend, precision). A precision nothing here can run becomes fp32.
+    ``tensorrt=False``: the choice after TensorRT failed."""
     from fer_perception.inference.tensorrt_runtime import tensorrt_status
 
-    if tensorrt_status() is None:
+    if tensorrt and tensorrt_status() is None:
         return "tensorrt", precision
     if _tflite_available():
         if model_path is None or _has_tflite_variant(model_path, precision):
@@ -296,10 +303,16 @@ def create_runner(name: str, model_path, *, precision: str = "fp32", threads: in
         return OrtRunner(model_path, threads=threads, precision=precision, providers=providers,
                          cache_dir=cache_dir, spinning=spinning)
     if name == "tensorrt":
-        from fer_perception.inference.tensorrt_runtime import TensorRTRunner
+        from fer_perception.inference.tensorrt_runtime import TensorRTError, TensorRTRunner
 
-        return TensorRTRunner(model_path, precision=precision, max_batch=max_batch, opt_batch=opt_batch,
-                              calibration=calibration, cache_dir=cache_dir)
+        try:
+            return TensorRTRunner(model_path, precision=precision, max_batch=max_batch, opt_batch=opt_batch,
+                                  calibration=calibration, cache_dir=cache_dir)
+        except FerError:
+            raise
+        except Exception as exc:  # e.g. TypeError "factory function returned nullptr": a TensorRT/CUDA mismatch
+            raise TensorRTError(f"TensorRT could not load {Path(model_path).name}: {type(exc).__name__}: {exc}; "
+                                f"check that TensorRT, CUDA and the driver versions match (docs/jetson.md)") from exc
     if name == "tflite":
         return TfliteRunner(resolve_tflite_path(model_path, precision), threads=threads)
     raise BackendUnavailableError(f"unknown inference backend {name!r}; valid names: {', '.join(BACKEND_NAMES)}")
@@ -344,11 +357,22 @@ def create_backend(
         reason = tensorrt_status()
         if reason is not None:
             raise BackendUnavailableError(f"backend 'tensorrt' is not available here: {reason}")
-    if concrete != "tflite":
-        require_file(path)
-    runner = create_runner(concrete, path, precision=run_precision, threads=threads, max_batch=max_batch,
-                           calibration=calibration, cache_dir=cache_dir, providers=providers,
-                           spinning=spinning)
-    sidecar = read_sidecar(path)  # after the model loaded: a corrupt file is one error, not a warning first
-    return InferenceBackend(runner, requested=f"{name}/{precision}", precision=run_precision,
-                            model_path=runner.path, sidecar=sidecar)
+    def load(backend: str, run: str) -> InferenceBackend:
+        if backend != "tflite":
+            require_file(path)
+        runner = create_runner(backend, path, precision=run, threads=threads, max_batch=max_batch,
+                               calibration=calibration, cache_dir=cache_dir, providers=providers,
+                               spinning=spinning)
+        sidecar = read_sidecar(path)  # after the model loaded: a corrupt file is one error, not a warning first
+        return InferenceBackend(runner, requested=f"{name}/{precision}", precision=run,
+                                model_path=runner.path, sidecar=sidecar)
+
+    if name != "auto" or concrete != "tensorrt":
+        return load(concrete, run_precision)
+    try:
+        return load("tensorrt", run_precision)
+    except FerError as exc:  # TensorRT failed at import, CUDA init, parse, build, load or first inference
+        fallback, fallback_precision = _auto_choice(path, precision, tensorrt=False)
+        log.warning("backend auto: TensorRT failed for %s (%s); running %s %s instead",
+                    path.name, exc, fallback, fallback_precision)
+        return load(fallback, fallback_precision)

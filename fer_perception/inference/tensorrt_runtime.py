@@ -5,10 +5,18 @@
   < 12.6) are imported lazily. cuda-python was chosen over PyCUDA (needs a compiler on the Jetson)
   and torch (a large extra dependency): it is a thin, pip-installable wrapper over the CUDA runtime
   that NVIDIA's own TensorRT samples use.
-* The engine has one optimisation profile over the batch dimension, 1..max_batch (opt = max_batch
-  for the classifier, 1 for the detector); the other input dimensions come from the ONNX file.
-* Precision fp32, fp16 (``BuilderFlag.FP16``) or int8 (``BuilderFlag.INT8`` + FP16 fallback, with an
-  entropy calibrator over representative inputs: an array or an .npz file).
+* Versions: TensorRT 8.5-10.x for every precision; 11.x for fp32 only (TensorRT 11 builds strongly
+  typed networks: no BuilderFlag.FP16/INT8, no IInt8EntropyCalibrator2); anything else is refused
+  with the reason. Every failure of TensorRT or CUDA (import, CUDA init, parse, build, deserialise,
+  a shape it refuses) is a :class:`TensorRTError` naming the cause and the fix; under backend
+  ``auto`` the caller falls back to LiteRT/ONNX Runtime (fer_perception.inference.create_backend).
+* The engine has one optimisation profile over the batch dimension, 1..max_batch, tuned (OPT) for
+  ``opt_batch`` (default :data:`DEFAULT_OPT_BATCH`: frames carry one to three faces); the other
+  input dimensions come from the ONNX file.
+* Precision fp32 (TF32 off, so fp32 engines match ONNX Runtime to 1e-4), fp16 (``BuilderFlag.FP16``)
+  or int8 (``BuilderFlag.INT8`` + FP16 fallback, with an entropy calibrator over representative
+  inputs: an array or an .npz file, calibrated on a profile whose OPT is the calibrator's batch).
+  int8 without calibration data (as the node runs it) is refused unless a ``.calib`` cache exists.
 * The engine is cached next to the ONNX file (or in ``cache_dir`` when that is not writable) as
   ``<stem>.<precision>.b<max_batch>.<key>.engine`` where ``key`` hashes the TensorRT version, GPU
   name and compute capability, precision, max batch and the ONNX file's SHA-256. Any mismatch gives
@@ -32,6 +40,33 @@ from fer_perception.inference.runtimes import Runner, check_precision, require_f
 
 log = logging.getLogger(__name__)
 
+#: TensorRT versions this runner supports: [MIN, MAX); FP32_ONLY_FROM and later build fp32 only.
+MIN_VERSION, MAX_VERSION, FP32_ONLY_FROM = (8, 5), (12, 0), (11, 0)
+#: OPT batch of the classifier's profile: a frame carries 1-3 faces, not max_batch.
+DEFAULT_OPT_BATCH = 2
+
+
+class TensorRTError(BackendUnavailableError):
+    """TensorRT or CUDA failed (import, CUDA init, parse, build, deserialise, shapes, execute)."""
+
+
+_LOGGER = None
+
+
+def _trt_logger(trt):
+    """One trt.Logger per process: TensorRT keeps the first logger it sees globally, and a second
+    one (a runner per model) could leave it pointing at a freed object."""
+    global _LOGGER
+    if _LOGGER is None:
+        _LOGGER = trt.Logger(trt.Logger.WARNING)
+        trt.init_libnvinfer_plugins(_LOGGER, "")
+    return _LOGGER
+
+
+def _version(trt) -> tuple[int, int]:
+    major, minor = (int(x) for x in str(trt.__version__).split(".")[:2])
+    return major, minor
+
 
 def _import_tensorrt():
     try:
@@ -42,10 +77,12 @@ def _import_tensorrt():
             f"{exc}). On a Jetson they come with JetPack (apt install python3-libnvinfer); on x86 "
             "pip install tensorrt. Use backend='onnxruntime' on machines without TensorRT."
         ) from exc
-    major = int(trt.__version__.split(".")[0])
-    minor = int(trt.__version__.split(".")[1])
-    if (major, minor) < (8, 5):
-        raise BackendUnavailableError(f"TensorRT {trt.__version__} is too old; need >= 8.5")
+    version = _version(trt)
+    if not MIN_VERSION <= version < MAX_VERSION:
+        raise BackendUnavailableError(
+            f"TensorRT {trt.__version__} is not supported: this runner needs 8.5 <= TensorRT < 12 (every "
+            f"precision up to 10.x, fp32 on 11.x); install one (JetPack 6 ships 10.3; pip install "
+            f"'tensorrt>=10,<11' on x86) or use backend onnxruntime/tflite")
     return trt
 
 
@@ -67,7 +104,8 @@ def _check(result):
     """cuda-python returns (err, *values); raise on error, return the value(s)."""
     err, *values = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
-        raise RuntimeError(f"CUDA error {err}")
+        raise TensorRTError(f"CUDA error {err}: check that the driver, the CUDA runtime and cuda-python match "
+                            f"(docs/jetson.md)")
     if not values:
         return None
     return values[0] if len(values) == 1 else tuple(values)
@@ -107,9 +145,10 @@ def file_sha256(path: Path) -> str:
 
 
 def engine_cache_key(trt_version: str, gpu_name: str, compute_capability: str, precision: str,
-                     onnx_sha256: str, max_batch: int) -> str:
-    """16 hex digits identifying one engine build; any change of an ingredient changes it."""
-    text = "|".join([trt_version, gpu_name, compute_capability, precision, onnx_sha256, str(max_batch)])
+                     onnx_sha256: str, max_batch: int, extra: str = "") -> str:
+    """16 hex digits identifying one engine build; any change of an ingredient changes it
+    (``extra``: further build settings, e.g. the OPT batch and workspace)."""
+    text = "|".join([trt_version, gpu_name, compute_capability, precision, onnx_sha256, str(max_batch), extra])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -160,17 +199,22 @@ class TensorRTRunner(Runner):
         self.path = require_file(onnx_path)
         self.precision = check_precision(precision)
         trt = _import_tensorrt()
+        if self.precision != "fp32" and _version(trt) >= FP32_ONLY_FROM:
+            raise TensorRTError(
+                f"precision {self.precision} needs TensorRT 8.5-10.x: TensorRT {trt.__version__} builds strongly "
+                f"typed networks only (no FP16/INT8 builder flags); use precision fp32 here, or TensorRT 10.x")
         self._cudart = cudart = _import_cudart()
         gpu = gpu_info()
         self.gpu = gpu
         self.max_batch = int(max_batch)
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.opt_batch = min(max(int(opt_batch or DEFAULT_OPT_BATCH), 1), self.max_batch)
         self._trt = trt
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        trt.init_libnvinfer_plugins(self._logger, "")
+        self._logger = _trt_logger(trt)
         key = engine_cache_key(trt.__version__, gpu["name"], gpu["compute_capability"], precision,
-                               file_sha256(self.path), self.max_batch)
+                               file_sha256(self.path), self.max_batch,
+                               extra=f"opt{self.opt_batch}|ws{int(workspace_mb)}")
         engine_path = engine_cache_path(self.path, precision, self.max_batch, key)
         if cache_dir is not None or not os.access(self.path.parent, os.W_OK):
             fallback = Path(cache_dir or Path.home() / ".cache" / "fer_perception")
@@ -178,6 +222,12 @@ class TensorRTRunner(Runner):
             if cache_dir is not None or not engine_path.exists():
                 engine_path = engine_cache_path(self.path, precision, self.max_batch, key, fallback)
         self.engine_path = engine_path
+        if (self.precision == "int8" and calibration is None and not engine_path.exists()
+                and not engine_path.with_suffix(".calib").exists()):
+            raise TensorRTError(
+                f"precision int8 on TensorRT needs calibration faces to build {engine_path.name} (none given, no "
+                f"{engine_path.with_suffix('.calib').name} cache): build it once with fer-export --formats tensorrt "
+                f"and --calibration-data, or run fp16 (about as fast on Jetson), or backend tflite precision int8")
         runtime = trt.Runtime(self._logger)
         self._runtime = runtime
         engine = None
@@ -187,10 +237,10 @@ class TensorRTRunner(Runner):
             if engine is None:
                 log.warning("cached TensorRT engine %s does not deserialise; rebuilding", engine_path)
         if engine is None:
-            blob = self._build(trt, opt_batch, calibration, workspace_mb, engine_path)
+            blob = self._build(trt, self.opt_batch, calibration, workspace_mb, engine_path)
             engine = runtime.deserialize_cuda_engine(blob)
             if engine is None:
-                raise ModelLoadError(f"TensorRT built an engine for {self.path} that does not deserialise")
+                raise TensorRTError(f"TensorRT built an engine for {self.path} that does not deserialise")
             self.engine_built = True
         self._engine = engine
         self._context = engine.create_execution_context()
@@ -206,7 +256,7 @@ class TensorRTRunner(Runner):
         self.input_shape = (None,) + _static(in_shape[1:])
         self._sample_shape = tuple(int(d) for d in in_shape[1:])
         # Output shapes for the max batch give the buffer sizes.
-        self._context.set_input_shape(self.input_name, (self.max_batch,) + self._sample_shape)
+        self._set_batch(self.max_batch)
         self.output_shapes = tuple((None,) + _static(tuple(self._context.get_tensor_shape(n))[1:])
                                    for n in outputs)
         self._in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self.input_name)))
@@ -224,6 +274,12 @@ class TensorRTRunner(Runner):
             self._context.set_tensor_address(n, int(ptr))
         self._batch = None
 
+    def _set_batch(self, n: int) -> None:
+        if not self._context.set_input_shape(self.input_name, (n,) + self._sample_shape):
+            raise TensorRTError(f"TensorRT refused input shape {(n,) + self._sample_shape} for {self.engine_path.name} "
+                                f"(its profile is 1..{self.max_batch})")
+        self._batch = n
+
     # -- building -------------------------------------------------------------------------------
 
     def _build(self, trt, opt_batch, calibration, workspace_mb, engine_path: Path) -> bytes:
@@ -235,7 +291,7 @@ class TensorRTRunner(Runner):
         parser = trt.OnnxParser(network, self._logger)
         if not parser.parse(self.path.read_bytes()):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise ModelLoadError(f"TensorRT cannot parse {self.path}: {errors}")
+            raise TensorRTError(f"TensorRT cannot parse {self.path}: {errors}")
         if network.num_inputs != 1:
             raise ModelLoadError(f"{self.path}: expected one input, found {network.num_inputs}")
         inp = network.get_input(0)
@@ -244,8 +300,9 @@ class TensorRTRunner(Runner):
             raise ModelLoadError(f"{self.path}: only the batch dimension may be dynamic, input is {tuple(inp.shape)}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
-        opt = int(opt_batch) if opt_batch else self.max_batch
-        opt = min(max(opt, 1), self.max_batch)
+        if self.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+            config.clear_flag(trt.BuilderFlag.TF32)  # on by default on Ampere/Orin: 1e-3, not 1e-4, of ONNX Runtime
+        opt = int(opt_batch)
         profile = builder.create_optimization_profile()
         profile.set_shape(inp.name, (1,) + sample, (opt,) + sample, (self.max_batch,) + sample)
         config.add_optimization_profile(profile)
@@ -257,15 +314,20 @@ class TensorRTRunner(Runner):
         if self.precision == "int8":
             if not getattr(builder, "platform_has_fast_int8", True):
                 log.warning("this GPU has no fast int8; TensorRT may fall back to fp16/fp32 kernels")
-            data = load_calibration_inputs(calibration, sample)
             cache = engine_path.with_suffix(".calib")
-            calibrator = _make_calibrator(trt, self._cudart, data, batch=min(32, self.max_batch), cache=cache)
+            data = (load_calibration_inputs(calibration, sample) if calibration is not None
+                    else np.zeros((1,) + sample, np.float32))  # the .calib cache answers; never read
+            calib_batch = min(32, self.max_batch)
+            calibrator = _make_calibrator(trt, self._cudart, data, batch=calib_batch, cache=cache)
             config.set_flag(trt.BuilderFlag.INT8)
             config.int8_calibrator = calibrator
-            config.set_calibration_profile(profile)
+            # TensorRT calibrates at the calibration profile's OPT shape: it must be the calibrator's batch.
+            calib_profile = builder.create_optimization_profile()
+            calib_profile.set_shape(inp.name, (1,) + sample, (calib_batch,) + sample, (calib_batch,) + sample)
+            config.set_calibration_profile(calib_profile)
         blob = builder.build_serialized_network(network, config)
         if blob is None:
-            raise ModelLoadError(f"TensorRT failed to build a {self.precision} engine for {self.path} (see its log above)")
+            raise TensorRTError(f"TensorRT failed to build a {self.precision} engine for {self.path} (see its log above)")
         blob = bytes(blob)
         engine_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = engine_path.with_suffix(".engine.tmp")
@@ -290,14 +352,13 @@ class TensorRTRunner(Runner):
             parts = [self.run(batch[i : i + self.max_batch]) for i in range(0, n, self.max_batch)]
             return [np.concatenate([p[k] for p in parts]) for k in range(len(self.output_names))]
         if n != self._batch:
-            self._context.set_input_shape(self.input_name, (n,) + self._sample_shape)
-            self._batch = n
+            self._set_batch(n)
         x = np.ascontiguousarray(batch, dtype=self._in_dtype)
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         _check(cudart.cudaMemcpyAsync(self._buffers[self.input_name], x.ctypes.data, x.nbytes, h2d, self._stream))
         if not self._context.execute_async_v3(stream_handle=self._stream):
-            raise RuntimeError("TensorRT execute_async_v3 failed")
+            raise TensorRTError("TensorRT execute_async_v3 failed")
         results = []
         for name, host in zip(self.output_names, self._host_out):
             view = host[:n]
