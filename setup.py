@@ -14,13 +14,16 @@ setup(
     # (setuptools' quiet "simple layout" path) rather than an import hook it warns about.
     package_dir={"": "."},
     package_data={package_name: ["models/*.onnx", "models/*.tflite", "models/*.json", "models/*LICENSE", "models/*NOTICE"]},
+    # TensorRT's per-machine engines and their build info are built on the target, never shipped.
+    exclude_package_data={package_name: ["models/*.build.json", "models/*.engine", "models/*.calib"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.xml")),
         ("share/" + package_name + "/models", glob("fer_perception/models/*.onnx")
-         + glob("fer_perception/models/*.tflite") + glob("fer_perception/models/*.json")
+         + glob("fer_perception/models/*.tflite")
+         + [f for f in glob("fer_perception/models/*.json") if not f.endswith(".build.json")]
          + glob("fer_perception/models/*LICENSE") + glob("fer_perception/models/*NOTICE")),
     ],
     install_requires=["setuptools"],

@@ -303,16 +303,10 @@ def create_runner(name: str, model_path, *, precision: str = "fp32", threads: in
         return OrtRunner(model_path, threads=threads, precision=precision, providers=providers,
                          cache_dir=cache_dir, spinning=spinning)
     if name == "tensorrt":
-        from fer_perception.inference.tensorrt_runtime import TensorRTError, TensorRTRunner
+        from fer_perception.inference.tensorrt_runtime import TensorRTRunner
 
-        try:
-            return TensorRTRunner(model_path, precision=precision, max_batch=max_batch, opt_batch=opt_batch,
-                                  calibration=calibration, cache_dir=cache_dir)
-        except FerError:
-            raise
-        except Exception as exc:  # e.g. TypeError "factory function returned nullptr": a TensorRT/CUDA mismatch
-            raise TensorRTError(f"TensorRT could not load {Path(model_path).name}: {type(exc).__name__}: {exc}; "
-                                f"check that TensorRT, CUDA and the driver versions match (docs/jetson.md)") from exc
+        return TensorRTRunner(model_path, precision=precision, max_batch=max_batch, opt_batch=opt_batch,
+                              calibration=calibration, cache_dir=cache_dir)
     if name == "tflite":
         return TfliteRunner(resolve_tflite_path(model_path, precision), threads=threads)
     raise BackendUnavailableError(f"unknown inference backend {name!r}; valid names: {', '.join(BACKEND_NAMES)}")

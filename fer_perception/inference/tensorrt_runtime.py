@@ -27,15 +27,17 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from fer_perception.errors import BackendUnavailableError, ModelLoadError
+from fer_perception.errors import BackendUnavailableError, FerError, ModelLoadError
 from fer_perception.inference.runtimes import Runner, check_precision, require_file
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,7 @@ def _import_cudart():
         except ImportError as exc:
             raise BackendUnavailableError(
                 "the tensorrt backend needs cuda-python for device buffers: pip install cuda-python "
-                "(match the major version of the CUDA runtime, e.g. cuda-python==12.* on JetPack 6)"
+                "pinned to the CUDA runtime's minor version, e.g. cuda-python==12.6.* on JetPack 6.1/6.2 (docs/jetson.md)"
             ) from exc
     return cudart
 
@@ -121,7 +123,39 @@ def gpu_info() -> dict:
     name = props.name
     if isinstance(name, bytes):
         name = name.split(b"\0", 1)[0].decode()
-    return {"name": str(name), "compute_capability": f"{props.major}.{props.minor}"}
+    info = {"name": str(name), "compute_capability": f"{props.major}.{props.minor}",
+            "multiprocessors": int(getattr(props, "multiProcessorCount", 0) or 0),
+            "memory_mb": int(getattr(props, "totalGlobalMem", 0) or 0) >> 20}
+    info["device_model"] = device_model()
+    return info
+
+
+def cuda_versions() -> dict[str, str] | None:
+    """CUDA runtime and driver versions as cuda-python reports them (e.g. '12.6'), None without it."""
+    try:
+        cudart = _import_cudart()
+    except BackendUnavailableError:
+        return None
+
+    def fmt(result) -> str:
+        err, value = result
+        return f"{int(value) // 1000}.{int(value) % 1000 // 10}" if int(err) == 0 else f"unknown ({err})"
+
+    return {"runtime": fmt(cudart.cudaRuntimeGetVersion()), "driver": fmt(cudart.cudaDriverGetVersion())}
+
+
+#: Where a Jetson names its module: every Orin reports the GPU name "Orin" and capability 8.7, and SM
+#: count and memory do not tell an Orin NX 8 GB from an Orin Nano 8 GB; this file does.
+DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
+
+
+def device_model(path: Path | None = None) -> str:
+    """The board's model string (Jetson: e.g. 'NVIDIA Jetson Orin NX Engineering Reference Developer
+    Kit'), '' on a machine without one (a desktop GPU: its name and capability identify it)."""
+    try:
+        return (path or DEVICE_TREE_MODEL).read_bytes().split(b"\0", 1)[0].decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def tensorrt_status() -> str | None:
@@ -150,6 +184,46 @@ def engine_cache_key(trt_version: str, gpu_name: str, compute_capability: str, p
     (``extra``: further build settings, e.g. the OPT batch and workspace)."""
     text = "|".join([trt_version, gpu_name, compute_capability, precision, onnx_sha256, str(max_batch), extra])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def build_info_path(engine_path: Path) -> Path:
+    """``<engine>.build.json``: what the engine was built from (never taken for the model's sidecar,
+    never packaged: setup.py ships only the sidecars of the shipped models)."""
+    return engine_path.with_name(engine_path.name + ".build.json")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file of this writer's own (unique per process and thread) and
+    rename it into place: a reader sees the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_superseded_engines(engine_path: Path, meta: dict) -> list[Path]:
+    """Delete the engines this build replaces, with their build info and .calib: same ONNX file,
+    precision and max batch, and the same TensorRT and GPU (so an engine another machine or TensorRT
+    install shares this folder for is kept), built from another ONNX hash or other settings."""
+    removed = []
+    stem = Path(meta["onnx"]).stem
+    for other in engine_path.parent.glob(f"{stem}.{meta['precision']}.b{meta['max_batch']}.*.engine"):
+        if other == engine_path:
+            continue
+        try:
+            info = json.loads(build_info_path(other).read_text())
+        except (OSError, ValueError):
+            continue  # unknown provenance: not ours to delete
+        if info.get("onnx") != meta["onnx"] or info.get("tensorrt") != meta["tensorrt"] or info.get("gpu") != meta["gpu"]:
+            continue
+        for path in (other, build_info_path(other), other.with_suffix(".calib")):
+            path.unlink(missing_ok=True)
+        removed.append(other)
+    return removed
 
 
 def engine_cache_path(onnx_path: Path, precision: str, max_batch: int, key: str,
@@ -196,6 +270,15 @@ class TensorRTRunner(Runner):
         cache_dir: str | os.PathLike | None = None,
         workspace_mb: int = 512,
     ):
+        try:
+            self._load(onnx_path, precision, max_batch, opt_batch, calibration, cache_dir, workspace_mb)
+        except FerError:
+            raise
+        except Exception as exc:  # e.g. TypeError "factory function returned nullptr": a TensorRT/CUDA mismatch
+            raise TensorRTError(f"TensorRT could not load {Path(onnx_path).name}: {type(exc).__name__}: {exc}; "
+                                f"check that TensorRT, CUDA and the driver versions match (docs/jetson.md)") from exc
+
+    def _load(self, onnx_path, precision, max_batch, opt_batch, calibration, cache_dir, workspace_mb) -> None:
         self.path = require_file(onnx_path)
         self.precision = check_precision(precision)
         trt = _import_tensorrt()
@@ -203,7 +286,7 @@ class TensorRTRunner(Runner):
             raise TensorRTError(
                 f"precision {self.precision} needs TensorRT 8.5-10.x: TensorRT {trt.__version__} builds strongly "
                 f"typed networks only (no FP16/INT8 builder flags); use precision fp32 here, or TensorRT 10.x")
-        self._cudart = cudart = _import_cudart()
+        self._cudart = _import_cudart()
         gpu = gpu_info()
         self.gpu = gpu
         self.max_batch = int(max_batch)
@@ -212,9 +295,14 @@ class TensorRTRunner(Runner):
         self.opt_batch = min(max(int(opt_batch or DEFAULT_OPT_BATCH), 1), self.max_batch)
         self._trt = trt
         self._logger = _trt_logger(trt)
+        self._runtime = runtime = trt.Runtime(self._logger)
+        if self.path.suffix in (".engine", ".plan"):  # a prebuilt engine: load it as it is
+            self._load_prebuilt(trt, runtime)
+            return
         key = engine_cache_key(trt.__version__, gpu["name"], gpu["compute_capability"], precision,
                                file_sha256(self.path), self.max_batch,
-                               extra=f"opt{self.opt_batch}|ws{int(workspace_mb)}")
+                               extra=f"opt{self.opt_batch}|ws{int(workspace_mb)}|{gpu['device_model']}"
+                                     f"|sm{gpu['multiprocessors']}|mem{gpu['memory_mb']}")
         engine_path = engine_cache_path(self.path, precision, self.max_batch, key)
         if cache_dir is not None or not os.access(self.path.parent, os.W_OK):
             fallback = Path(cache_dir or Path.home() / ".cache" / "fer_perception")
@@ -228,8 +316,6 @@ class TensorRTRunner(Runner):
                 f"precision int8 on TensorRT needs calibration faces to build {engine_path.name} (none given, no "
                 f"{engine_path.with_suffix('.calib').name} cache): build it once with fer-export --formats tensorrt "
                 f"and --calibration-data, or run fp16 (about as fast on Jetson), or backend tflite precision int8")
-        runtime = trt.Runtime(self._logger)
-        self._runtime = runtime
         engine = None
         self.engine_built = False
         if engine_path.exists():
@@ -242,6 +328,24 @@ class TensorRTRunner(Runner):
             if engine is None:
                 raise TensorRTError(f"TensorRT built an engine for {self.path} that does not deserialise")
             self.engine_built = True
+        self._setup(trt, engine)
+
+    def _load_prebuilt(self, trt, runtime) -> None:
+        """A ``.engine``/``.plan`` given as the model: built elsewhere (trtexec, fer-export) for this GPU
+        and TensorRT version; its profile gives max_batch."""
+        self.engine_path, self.engine_built = self.path, False
+        engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if engine is None:
+            raise TensorRTError(f"{self.path} does not deserialise: it was built for another GPU or TensorRT "
+                                f"version than {trt.__version__}; rebuild it here (or give the .onnx, which "
+                                f"the runner builds and caches)")
+        name = next(engine.get_tensor_name(i) for i in range(engine.num_io_tensors)
+                    if engine.get_tensor_mode(engine.get_tensor_name(i)) == trt.TensorIOMode.INPUT)
+        self.max_batch = int(engine.get_tensor_profile_shape(name, 0)[2][0])
+        self._setup(trt, engine)
+
+    def _setup(self, trt, engine) -> None:
+        cudart = self._cudart
         self._engine = engine
         self._context = engine.create_execution_context()
 
@@ -263,16 +367,25 @@ class TensorRTRunner(Runner):
         self._out_dtypes = [np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in outputs]
         self._stream = _check(cudart.cudaStreamCreate())
         self._buffers: dict[str, int] = {}
+        self._pinned: list[int] = []
+        # Host buffers are page-locked (cudaMallocHost), as NVIDIA's samples do: an async copy from
+        # pageable memory is staged through a driver buffer and is not asynchronous at all.
+        self._host_in = self._pinned_array((self.max_batch,) + self._sample_shape, self._in_dtype)
+        self._buffers[self.input_name] = _check(cudart.cudaMalloc(self._host_in.nbytes))
         self._host_out: list[np.ndarray] = []
-        in_bytes = self.max_batch * int(np.prod(self._sample_shape)) * self._in_dtype.itemsize
-        self._buffers[self.input_name] = _check(cudart.cudaMalloc(in_bytes))
         for n, shape, dt in zip(outputs, self.output_shapes, self._out_dtypes):
-            per = int(np.prod([d for d in shape[1:]]))
-            self._buffers[n] = _check(cudart.cudaMalloc(self.max_batch * per * dt.itemsize))
-            self._host_out.append(np.empty((self.max_batch,) + tuple(shape[1:]), dtype=dt))
+            host = self._pinned_array((self.max_batch,) + tuple(shape[1:]), dt)
+            self._buffers[n] = _check(cudart.cudaMalloc(host.nbytes))
+            self._host_out.append(host)
         for n, ptr in self._buffers.items():
             self._context.set_tensor_address(n, int(ptr))
         self._batch = None
+
+    def _pinned_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        ptr = int(_check(self._cudart.cudaMallocHost(nbytes)))
+        self._pinned.append(ptr)
+        return np.frombuffer((ctypes.c_byte * nbytes).from_address(ptr), dtype=dtype).reshape(shape)
 
     def _set_batch(self, n: int) -> None:
         if not self._context.set_input_shape(self.input_name, (n,) + self._sample_shape):
@@ -330,16 +443,12 @@ class TensorRTRunner(Runner):
             raise TensorRTError(f"TensorRT failed to build a {self.precision} engine for {self.path} (see its log above)")
         blob = bytes(blob)
         engine_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = engine_path.with_suffix(".engine.tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, engine_path)
-        meta = {"onnx": str(self.path), "tensorrt": trt.__version__, "gpu": self.gpu,
-                "precision": self.precision, "max_batch": self.max_batch, "opt_batch": opt}
-        engine_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-        for stale in engine_path.parent.glob(f"{self.path.stem}.{self.precision}.b{self.max_batch}.*.engine"):
-            if stale != engine_path:
-                stale.unlink(missing_ok=True)
-                stale.with_suffix(".json").unlink(missing_ok=True)
+        meta = {"onnx": str(self.path), "onnx_sha256": file_sha256(self.path), "tensorrt": trt.__version__,
+                "gpu": self.gpu, "precision": self.precision, "max_batch": self.max_batch, "opt_batch": opt}
+        # A file of this process's own (two processes may build at once), renamed into place atomically.
+        _atomic_write(engine_path, blob)
+        _atomic_write(build_info_path(engine_path), (json.dumps(meta, indent=2) + "\n").encode())
+        remove_superseded_engines(engine_path, meta)
         log.warning("TensorRT engine cached at %s", engine_path)
         return blob
 
@@ -353,7 +462,8 @@ class TensorRTRunner(Runner):
             return [np.concatenate([p[k] for p in parts]) for k in range(len(self.output_names))]
         if n != self._batch:
             self._set_batch(n)
-        x = np.ascontiguousarray(batch, dtype=self._in_dtype)
+        x = self._host_in[:n]
+        x[...] = batch  # into the pinned input buffer (converts the dtype if needed)
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         _check(cudart.cudaMemcpyAsync(self._buffers[self.input_name], x.ctypes.data, x.nbytes, h2d, self._stream))
@@ -378,6 +488,10 @@ class TensorRTRunner(Runner):
         for ptr in getattr(self, "_buffers", {}).values():
             cudart.cudaFree(ptr)
         self._buffers = {}
+        for ptr in getattr(self, "_pinned", []):
+            cudart.cudaFreeHost(ptr)
+        self._pinned = []
+        self._host_in, self._host_out = None, []
         if getattr(self, "_stream", None) is not None:
             cudart.cudaStreamDestroy(self._stream)
             self._stream = None

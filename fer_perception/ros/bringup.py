@@ -72,6 +72,15 @@ def tune_for_shared_process() -> None:
     sys.setswitchinterval(SHARED_PROCESS_SWITCH_INTERVAL_S)
 
 
+def parse_bringup_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The arguments after the ROS ones, with every parameters file (--ros-args --params-file and our
+    own --params-file) checked first; RosArgsError names the first unusable one."""
+    args = parser.parse_args(non_ros_args(argv))
+    for path in args.params_file:
+        check_params_file(path)
+    return args
+
+
 def ros_argv(argv: list[str], params_files: list[str]) -> list[str]:
     """argv for rclpy.init: the user's --ros-args plus our --params-file flags."""
     out = list(argv)
@@ -147,9 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_bringup_arguments(parser)
     try:
-        args = parser.parse_args(non_ros_args(argv))
-        for path in args.params_file:
-            check_params_file(path)
+        args = parse_bringup_args(parser, argv)
     except RosArgsError as e:
         return startup_error("fer_bringup", str(e))
 

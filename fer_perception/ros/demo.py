@@ -38,17 +38,17 @@ from fer_perception.errors import FerError, ImageConversionError
 from fer_perception.image_conversion import image_to_bgr
 from fer_perception.frame_source import SourceError
 from fer_perception.params import ParameterValueError
-from fer_perception.ros.bringup import Bringup, add_bringup_arguments, ros_argv, tune_for_shared_process
+from fer_perception.ros.bringup import (
+    Bringup,
+    add_bringup_arguments,
+    parse_bringup_args,
+    ros_argv,
+    tune_for_shared_process,
+)
 from fer_perception.ros.dds import ensure_fastdds_profile
 from fer_perception.ros.diagnostics import status_values
 from fer_perception.ros.listener import make_listener
-from fer_perception.ros.process import (
-    RosArgsError,
-    check_params_file,
-    non_ros_args,
-    spin_once_unless_shut_down,
-    startup_error,
-)
+from fer_perception.ros.process import RosArgsError, spin_once_unless_shut_down, startup_error
 
 DEFAULT_OUTPUT = "out/fer_demo.mp4"
 DEFAULT_DURATION = 10.0
@@ -152,9 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--print-every", type=float, default=1.0,
                         help="seconds between face lines (label changes are printed at once)")
     try:
-        args = parser.parse_args(non_ros_args(argv))
-        for path in args.params_file:
-            check_params_file(path)
+        args = parse_bringup_args(parser, argv)
     except RosArgsError as e:
         return startup_error("fer_demo", str(e))
     duration = args.duration

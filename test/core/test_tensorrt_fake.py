@@ -105,3 +105,151 @@ def test_blazeface_falls_back_under_auto(monkeypatch, caplog):
     assert any("TensorRT failed for BlazeFace" in r.getMessage() for r in caplog.records)
     with pytest.raises(FerError):
         create_detector("blazeface", backend="tensorrt")
+
+
+def test_host_buffers_are_page_locked_and_freed(monkeypatch, model):
+    fake = install(monkeypatch)
+    runner = TensorRTRunner(model, max_batch=8)
+    assert len(fake.pinned) == 2  # input and output staging buffers: cudaMallocHost, not numpy's pageable memory
+    runner.run(np.zeros((8, 48, 48, 1), np.float32))
+    runner.close()
+    assert fake.pinned == {} and fake.device == {}
+
+
+def test_the_cache_key_tells_jetson_modules_apart(monkeypatch, model, tmp_path):
+    import fer_perception.inference.tensorrt_runtime as trt_runtime
+
+    install(monkeypatch)
+    paths = []
+    for board in ("NVIDIA Jetson Orin NX Developer Kit", "NVIDIA Jetson Orin Nano Developer Kit"):
+        dt = tmp_path / f"model_{len(paths)}"
+        dt.write_bytes(board.encode() + b"\0")
+        monkeypatch.setattr(trt_runtime, "DEVICE_TREE_MODEL", dt)
+        paths.append(TensorRTRunner(model, max_batch=8).engine_path)
+    assert paths[0] != paths[1]  # same GPU name "Orin", capability 8.7, SMs and memory: the board decides
+
+
+def test_a_prebuilt_engine_loads_as_it_is_and_a_foreign_one_says_so(monkeypatch, model, tmp_path):
+    fake = install(monkeypatch)
+    engine = tmp_path / "prebuilt.engine"
+    engine.write_bytes(b"fake-engine")
+    runner = TensorRTRunner(engine)
+    assert fake.builds == 0 and runner.engine_path == engine and runner.max_batch == 8
+    foreign = tmp_path / "foreign.engine"
+    foreign.write_bytes(b"built for another GPU")
+    with pytest.raises(TensorRTError, match="does not deserialise: it was built for another GPU"):
+        TensorRTRunner(foreign)
+
+
+def test_concurrent_builds_and_stale_engine_clean_up(monkeypatch, model):
+    import json
+    import threading
+
+    from fer_perception.inference.tensorrt_runtime import build_info_path, engine_cache_path
+
+    install(monkeypatch)
+    # An engine of this model for the same GPU and TensorRT but an older ONNX: superseded, removed.
+    old = engine_cache_path(model, "fp32", 8, "0" * 16)
+    # Same name pattern, built by another TensorRT sharing the folder: kept. Unknown provenance: kept.
+    other_trt = engine_cache_path(model, "fp32", 8, "1" * 16)
+    unknown = engine_cache_path(model, "fp32", 8, "2" * 16)
+    gpu = {"name": "Fake Orin", "compute_capability": "8.7", "multiprocessors": 0, "memory_mb": 0,
+           "device_model": ""}
+    for path, version in ((old, "10.3.0"), (other_trt, "8.6.1"), (unknown, None)):
+        path.write_bytes(b"x")
+        if version:
+            build_info_path(path).write_text(json.dumps({"onnx": str(model), "tensorrt": version, "gpu": gpu}))
+    old.with_suffix(".calib").write_bytes(b"calibration table")
+    errors = []
+
+    def build():
+        try:
+            TensorRTRunner(model, max_batch=8).close()
+        except Exception as e:  # noqa: BLE001 - any failure of a concurrent build fails the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert not old.exists() and not build_info_path(old).exists() and not old.with_suffix(".calib").exists()
+    assert other_trt.exists() and unknown.exists()
+    assert not list(model.parent.glob("*.tmp"))  # every process wrote its own temporary file and renamed it
+    built = [p for p in model.parent.glob("*.engine") if p not in (other_trt, unknown)]
+    assert len(built) == 1 and build_info_path(built[0]).is_file()
+    assert read_sidecar_labels(built[0]) == EMOTION_LABELS  # the sidecar, never the build info
+
+
+def read_sidecar_labels(path):
+    from fer_perception.inference import read_sidecar
+
+    return read_sidecar(path).labels
+
+
+def test_fer_export_builds_the_engine_the_node_loads(monkeypatch, model):
+    pytest.importorskip("fer_training")
+    from fer_training.export import export_tensorrt
+
+    fake = install(monkeypatch)
+    engine = export_tensorrt(model, precision="fp16", max_batch=64)
+    assert fake.builds == 1 and engine.parent == model.parent and ".fp16.b64." in engine.name
+    runner = TensorRTRunner(model, precision="fp16", max_batch=64)  # what fer_node does with precision fp16
+    assert runner.engine_path == engine and not runner.engine_built and fake.builds == 1
+    runner.close()
+    fake.fail["runtime"] = TypeError("pybind11::init(): factory function returned nullptr")
+    with pytest.raises(FerError):  # fer-export reports this as "skipped", see run_export
+        export_tensorrt(model)
+
+
+def test_jetson_docs_pin_cuda_python_to_the_jetpacks_cuda_minor():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "jetson.md").read_text()
+    assert 'pip install "cuda-python==12.6.*"' in doc and '"cuda-python==12.*"' not in doc
+
+
+def test_the_cuda_check_script_runs_its_checks(monkeypatch, tmp_path, capsys):
+    """tools/cuda_check.py (scripts/gpu_check.sh) against the fake: the code path a GPU box runs."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "cuda_check.py"
+    spec = importlib.util.spec_from_file_location("cuda_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    install(monkeypatch)
+    assert module.main(["--json", str(tmp_path / "out.json")]) == 0
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["checks"]["pinned_round_trip"] == "ok" and result["checks"]["error_mapping"].startswith("ok")
+    assert result["gpu"]["name"] == "Fake Orin"
+
+
+def test_the_self_check_reports_versions_and_catches_an_engine_that_disagrees(monkeypatch):
+    """--check --backend tensorrt: the fake engine answers the uniform distribution, which is not what
+    ONNX Runtime says of the astronaut's face, so the check must fail and say where."""
+    from fer_perception.inference.__main__ import check
+
+    install(monkeypatch)
+    lines = []
+    rc = check(DEFAULT_MODEL_PATH_FOR_CHECK(), ["tensorrt"], "fp32", out=lines.append)
+    text = "\n".join(lines)
+    assert rc == 1 and "CUDA runtime 12.6, driver 12.6" in text and "Fake Orin" in text
+    assert "tensorrt     (tensorrt, fp32)" in text and "built now" in text
+    assert "OUTSIDE 0.0001" in text
+
+
+def DEFAULT_MODEL_PATH_FOR_CHECK():
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from fer_perception.inference import DEFAULT_MODEL_PATH
+
+    folder = Path(tempfile.mkdtemp())  # engines are cached beside the model: not in the package
+    for suffix in (".onnx", ".json", "_fp32.tflite"):
+        src = DEFAULT_MODEL_PATH.with_name(DEFAULT_MODEL_PATH.stem + suffix)
+        shutil.copy(src, folder / src.name)
+    return folder / DEFAULT_MODEL_PATH.name

@@ -32,6 +32,7 @@ class FakeTensorRT:
         self.shapes_set: list[tuple] = []
         self.builds = 0
         self.device: dict[int, np.ndarray] = {}
+        self.pinned: dict[int, np.ndarray] = {}  # page-locked host buffers (cudaMallocHost)
         self.module = self._module()
         self.cudart = self._cudart()
 
@@ -159,6 +160,9 @@ class FakeTensorRT:
             def get_tensor_dtype(self, name):
                 return "float32"
 
+            def get_tensor_profile_shape(self, name, profile):
+                return fake.profiles[-1] if fake.profiles else ((1, 48, 48, 1), (2, 48, 48, 1), (8, 48, 48, 1))
+
             create_execution_context = staticmethod(Context)
 
         class Runtime:
@@ -182,6 +186,8 @@ class FakeTensorRT:
             name, major, minor = b"Fake Orin\0", 8, 7
 
         def malloc(nbytes):
+            if nbytes > 1 << 40:
+                return 2, 0  # cudaErrorMemoryAllocation
             buf = np.zeros(int(nbytes), np.uint8)
             fake.device[buf.ctypes.data] = buf
             return 0, buf.ctypes.data
@@ -191,12 +197,22 @@ class FakeTensorRT:
             return (0,)
 
         rt.cudaGetDeviceCount = lambda: (0, 1)
+        rt.cudaRuntimeGetVersion = lambda: (0, 12060)
+        rt.cudaDriverGetVersion = lambda: (0, 12060)
         rt.cudaGetDeviceProperties = lambda i: (0, Props())
         rt.cudaStreamCreate = lambda: (0, 1)
         rt.cudaStreamSynchronize = lambda s: (0,)
         rt.cudaStreamDestroy = lambda s: (0,)
         rt.cudaMalloc = malloc
         rt.cudaFree = lambda ptr: (fake.device.pop(int(ptr), None), 0)[1:]
+
+        def malloc_host(nbytes):
+            buf = np.zeros(int(nbytes), np.uint8)
+            fake.pinned[buf.ctypes.data] = buf
+            return 0, buf.ctypes.data
+
+        rt.cudaMallocHost = malloc_host
+        rt.cudaFreeHost = lambda ptr: (fake.pinned.pop(int(ptr), None), 0)[1:]
         rt.cudaMemcpyAsync = memcpy
         rt.cudaMemcpy = memcpy
         return rt

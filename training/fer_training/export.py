@@ -137,30 +137,18 @@ def tensorrt_available() -> tuple[bool, str]:
     return True, ""
 
 
-def export_tensorrt(onnx_path: Path, path: Path, fp16: bool = True, max_batch: int = 64) -> Path:
-    import tensorrt as trt
+def export_tensorrt(onnx_path: Path, precision: str = "fp16", max_batch: int = 64, calibration=None) -> Path:
+    """Build the engine the runtime loads: through the runtime's own TensorRTRunner, so it lands in
+    its cache under its keyed name next to the ONNX file (``<stem>.<precision>.b<max>.<key>.engine``)
+    and the node finds it on first start instead of building it again. int8 calibrates on
+    ``calibration`` (faces), and its .calib cache stays beside the engine for later starts."""
+    from fer_perception.inference.tensorrt_runtime import TensorRTRunner
 
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    flags = 0
-    if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ExportError(f"TensorRT cannot parse {onnx_path}: {errors}")
-    config = builder.create_builder_config()
-    if fp16 and getattr(builder, "platform_has_fast_fp16", True):
-        config.set_flag(trt.BuilderFlag.FP16)
-    profile = builder.create_optimization_profile()
-    profile.set_shape("faces", (1, 48, 48, 1), (8, 48, 48, 1), (max_batch, 48, 48, 1))
-    config.add_optimization_profile(profile)
-    engine = builder.build_serialized_network(network, config)
-    if engine is None:
-        raise ExportError("TensorRT failed to build the engine")
-    path.write_bytes(bytes(engine))
-    return path
+    runner = TensorRTRunner(onnx_path, precision=precision, max_batch=max_batch, calibration=calibration)
+    try:
+        return runner.engine_path
+    finally:
+        runner.close()
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -282,11 +270,17 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
                 path = export_tflite(model, out_dir / f"{name}_{mode}.tflite", mode, rep)
             else:
                 ok, why = tensorrt_available()
+                if ok:
+                    from fer_perception.errors import FerError
+
+                    try:
+                        path = export_tensorrt(out_dir / f"{name}.onnx")
+                    except FerError as exc:  # installed but unusable (no GPU, a CUDA mismatch): not the export's fault
+                        ok, why = False, f"TensorRT is installed but cannot build here ({exc})"
                 if not ok:
                     log(f"[tensorrt] skipped: {why}")
                     summary["formats"][fmt] = dict(status="skipped", reason=why)
                     continue
-                path = export_tensorrt(out_dir / f"{name}.onnx", out_dir / f"{name}.engine")
                 summary["formats"][fmt] = dict(status="exported", path=str(path), seconds=round(time.time() - t0, 1),
                                                note="engine not re-checked here (needs the GPU runtime)")
                 continue
