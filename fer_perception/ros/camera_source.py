@@ -38,7 +38,7 @@ from fer_perception.frame_source import FrameSource, SourceError, parse_resize
 from fer_perception.params import ParameterValueError
 from fer_perception.ros.image_msgs import bgr_to_compressed, numpy_to_image
 from fer_perception.ros.params import ParameterSet
-from fer_perception.ros.process import RosArgsError, non_ros_args, ros_process, spin_until_exit, startup_error
+from fer_perception.ros.process import RosArgsError, non_ros_args, ros_process, spin_node, startup_error
 
 NODE_KEY = "fer_camera"
 
@@ -235,10 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             node = make_camera_node(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
         except (SourceError, ParameterValueError, FileNotFoundError) as e:
             return startup_error("fer_camera", str(e))
-        nodes.append(node)
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        return spin_until_exit(executor, [node])
+        return spin_node(nodes, node, SingleThreadedExecutor())
     return 0
 
 

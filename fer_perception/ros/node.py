@@ -69,7 +69,7 @@ from fer_perception.ros.process import (
     non_ros_args,
     make_executor,
     ros_process,
-    spin_until_exit,
+    spin_node,
     startup_error,
 )
 from fer_perception.smoothing import SmoothingConfig
@@ -479,10 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(e, ModelLoadError) and "model_path:=" not in " ".join(argv):
                 hint = " (choose a model with: --ros-args -p model_path:=/path/to/model.onnx)"
             return startup_error("fer_node", f"{e}{hint}")
-        nodes.append(node)
-        executor = make_executor()
-        executor.add_node(node)
-        return spin_until_exit(executor, [node])
+        return spin_node(nodes, node, make_executor())
     return 0
 
 

@@ -117,6 +117,13 @@ def spin_until_exit(executor, nodes) -> int:
     return codes[0] if codes else 0
 
 
+def spin_node(nodes: list, node, executor) -> int:
+    """An entry point's one node: owned by ``ros_process`` (destroyed at its end), spun until exit."""
+    nodes.append(node)
+    executor.add_node(node)
+    return spin_until_exit(executor, [node])
+
+
 @contextlib.contextmanager
 def ros_process(argv: list[str]):
     """Sets the Fast DDS profile, initialises rclpy, yields a list the caller adds its nodes to, and
