@@ -15,7 +15,9 @@ command -v "$python" >/dev/null || python=python3
 if [ ! -x "$venv/bin/python" ]; then
   echo "[bootstrap] creating $venv"
   "$python" -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip wheel setuptools
+  # (filtered like pip_install below: find-links folders some machines configure but lack)
+  "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip wheel setuptools 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 fi
 pip_install() {
   # Some machines configure pip with find-links folders that do not exist; pip then warns once per
