@@ -101,7 +101,7 @@ def observer(ros_env):
 @pytest.fixture(scope="session")
 def model_onnx(request, tmp_path_factory) -> Path:
     """The shipped trained model if there is one, else a random-weight ARCH-1 model (cached in
-    pytest's cache, shared with test/node). Only the node's behaviour is tested, not accuracy."""
+    pytest's cache, shared with random_onnx). Only the node's behaviour is tested, not accuracy."""
     if rh.SHIPPED_MODEL.exists():
         return rh.SHIPPED_MODEL
     cache = getattr(request.config, "cache", None)
