@@ -29,7 +29,6 @@ tiles plus the whole frame run as ONE batch (cost grows ~linearly with the numbe
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from pathlib import Path
@@ -38,7 +37,7 @@ import cv2
 import numpy as np
 
 from fer_perception.detection import Detection
-from fer_perception.errors import DetectorError, FerError
+from fer_perception.errors import DetectorError
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 BLAZEFACE_ONNX_PATH = MODEL_DIR / "blazeface_short_range.onnx"
@@ -196,7 +195,7 @@ class BlazeFaceDetector:
         tile_score_threshold: float = 0.65,
         interpolation: int = cv2.INTER_LINEAR,
     ):
-        from fer_perception.inference import create_runner, fallback_backend_name, resolve_backend_name
+        from fer_perception.inference import create_runner, load_with_tensorrt_fallback, resolve_backend_name
 
         if not 0.0 < score_threshold < 1.0:
             raise DetectorError(f"score_threshold must be in (0, 1), got {score_threshold}")
@@ -214,7 +213,7 @@ class BlazeFaceDetector:
         self.interpolation = interpolation
         batch = 1 + (tiles[0] * tiles[1] if tiles else 0)
 
-        def load(concrete: str):
+        def load(concrete: str, _precision: str):  # the detector runs in the precision it was given
             path = Path(model_path) if model_path is not None else BLAZEFACE_ONNX_PATH
             if concrete == "tflite" and model_path is None:
                 path = BLAZEFACE_TFLITE_PATH
@@ -222,16 +221,8 @@ class BlazeFaceDetector:
                                        max_batch=batch, opt_batch=batch)
 
         twin = BLAZEFACE_TFLITE_PATH if model_path is None else model_path
-        concrete = resolve_backend_name(backend, twin)
-        try:
-            path, self._runner = load(concrete)
-        except FerError as exc:
-            if backend != "auto" or concrete != "tensorrt":
-                raise
-            fallback = fallback_backend_name(twin)  # TensorRT chosen by auto but unusable: say so once, run on
-            logging.getLogger("fer_perception.inference").warning(
-                "backend auto: TensorRT failed for BlazeFace (%s); running %s instead", exc, fallback)
-            path, self._runner = load(fallback)
+        path, self._runner = load_with_tensorrt_fallback(backend, resolve_backend_name(backend, twin), precision,
+                                                         twin, load, "BlazeFace")
         if tuple(self._runner.input_shape[1:]) != (INPUT_SIZE, INPUT_SIZE, 3):
             raise DetectorError(f"{path}: input shape {self._runner.input_shape} is not N x 128 x 128 x 3")
         names = self._runner.output_names

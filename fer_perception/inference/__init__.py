@@ -242,9 +242,21 @@ def resolve_backend_name(name: str, model_path: str | os.PathLike | None = None,
     return _auto_choice(model_path, precision)[0]
 
 
-def fallback_backend_name(model_path: str | os.PathLike | None = None, precision: str = "fp32") -> str:
-    """What ``auto`` runs when TensorRT was chosen but failed: LiteRT or ONNX Runtime."""
-    return _auto_choice(model_path, precision, tensorrt=False)[0]
+def load_with_tensorrt_fallback(requested: str, concrete: str, precision: str,
+                                model_path: str | os.PathLike | None, load, what: str):
+    """``load(backend, precision)``; when ``auto`` chose TensorRT and it failed (import, CUDA, parse,
+    build, load or first inference), one warning line and ``load`` with auto's next choice (LiteRT
+    when ``model_path`` has a twin, else ONNX Runtime). The classifier and BlazeFace both go through
+    here; an explicitly asked-for backend never falls back."""
+    if requested != "auto" or concrete != "tensorrt":
+        return load(concrete, precision)
+    try:
+        return load("tensorrt", precision)
+    except FerError as exc:
+        fallback, fallback_precision = _auto_choice(model_path, precision, tensorrt=False)
+        log.warning("backend auto: TensorRT failed for %s (%s); running %s %s instead",
+                    what, exc, fallback, fallback_precision)
+        return load(fallback, fallback_precision)
 
 
 def _auto_choice(model_path: str | os.PathLike | None, precision: str, *,
@@ -361,12 +373,4 @@ def create_backend(
         return InferenceBackend(runner, requested=f"{name}/{precision}", precision=run,
                                 model_path=runner.path, sidecar=sidecar)
 
-    if name != "auto" or concrete != "tensorrt":
-        return load(concrete, run_precision)
-    try:
-        return load("tensorrt", run_precision)
-    except FerError as exc:  # TensorRT failed at import, CUDA init, parse, build, load or first inference
-        fallback, fallback_precision = _auto_choice(path, precision, tensorrt=False)
-        log.warning("backend auto: TensorRT failed for %s (%s); running %s %s instead",
-                    path.name, exc, fallback, fallback_precision)
-        return load(fallback, fallback_precision)
+    return load_with_tensorrt_fallback(name, concrete, run_precision, path, load, path.name)

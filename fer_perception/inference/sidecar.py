@@ -8,8 +8,9 @@ runtime assumes FER2013's seven. One rule finds the sidecar of every file of an 
     my_model/model.tflite               -> my_model/model.json
     my_model/model.fp16.b8.1a2b3c.engine -> my_model/model.json  (a cached TensorRT engine)
 
-TensorRT writes a build-info file beside each engine it caches (``model.fp16.b8.1a2b3c.json``); the
-rule never lands on it, and a JSON file without a ``labels`` list is not taken for a sidecar.
+The TensorRT runner writes a build-info file beside each engine it caches
+(``model.fp16.b8.1a2b3c.engine.build.json``); the rule never lands on it, and a sidecar without a
+valid ``labels`` list is an error, not a silent FER2013 order.
 
 A model without a sidecar is taken as FER2013's order (``fer_perception.labels.EMOTION_LABELS``), with
 one warning per file; whether its output really has that many classes is checked when it is loaded.
@@ -60,10 +61,6 @@ class ModelSidecar:
     path: Path | None
     labels: tuple[str, ...]
     confidence_threshold: float | None = None  # the model's own default for fer_node's parameter
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
 
 
 def _labels_of(data: Any, where: Path) -> tuple[str, ...]:

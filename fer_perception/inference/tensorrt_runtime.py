@@ -398,8 +398,7 @@ class TensorRTRunner(Runner):
     def _build(self, trt, opt_batch, calibration, workspace_mb, engine_path: Path) -> bytes:
         log.warning("building TensorRT %s engine for %s (first start; takes a while)", self.precision, self.path)
         builder = trt.Builder(self._logger)
-        major = int(trt.__version__.split(".")[0])
-        flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        flags = 0 if _version(trt)[0] >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
         network = builder.create_network(flags)
         parser = trt.OnnxParser(network, self._logger)
         if not parser.parse(self.path.read_bytes()):

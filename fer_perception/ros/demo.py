@@ -4,7 +4,7 @@
     fer_demo --video clip.mp4                 # a video file, until it ends
     fer_demo --device 0 --duration 30         # a V4L2 camera
     fer_demo --topic /camera/image_raw        # an existing ROS camera topic (no fer_camera)
-    fer_demo --model my_model.onnx --backend onnxruntime --output out/demo.mp4
+    fer_demo --model my_model/model.onnx --backend onnxruntime --output out/demo.mp4
 
 Prints one line per face when a track appears or changes its label, and a line with every face
 at most every --print-every seconds; writes --output (mp4v): every source frame once, annotated with

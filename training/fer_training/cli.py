@@ -1,8 +1,16 @@
-"""What every fer-* command's --help shares: the module doc as written and each option's default."""
+"""What every fer-* command shares: a --help with the module doc as written and each option's default, and
+one-line errors."""
 
 from __future__ import annotations
 
 import argparse
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: what a one-line CLI error shows of an exception whose
+    text (Keras, ONNX Runtime) can run to pages."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no detail'}"
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as fdata
-from .cli import HelpFormatter
+from .cli import HelpFormatter, first_line
 from .calibration import ECE_BINS, expected_calibration_error
 
 
@@ -175,7 +175,7 @@ class TrainingOverlapError(ValueError):
 def training_run_of(model_path: Path) -> dict | None:
     """The fer-train config of the run that made ``model_path`` (a .keras in a run dir or its
     checkpoints/, or an export whose sidecar names its source .keras), or None."""
-    from .train import CONFIG_FILE
+    from .train import CONFIG_FILE, run_records
 
     candidates = [model_path]
     if model_path.suffix in (".onnx", ".tflite"):
@@ -187,13 +187,7 @@ def training_run_of(model_path: Path) -> dict | None:
             source = None
         if source:
             candidates = [Path(source)]
-    for path in candidates:
-        for folder in (path.parent, path.parent.parent):
-            try:
-                return json.loads((folder / CONFIG_FILE).read_text())
-            except (OSError, ValueError):
-                continue
-    return None
+    return next((record for path in candidates for record in run_records(path, CONFIG_FILE)), None)
 
 
 def check_held_out(model_path: Path, data_path, split_name: str, n_images: int, warn=print) -> None:
@@ -358,8 +352,7 @@ def main(argv=None) -> int:
         print(f"fer-evaluate: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # a model file the runtime cannot read (Keras/ONNX Runtime/LiteRT errors)
-        print(f"fer-evaluate: cannot evaluate {args.model}: {type(exc).__name__}: "
-              f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}", file=sys.stderr)
+        print(f"fer-evaluate: cannot evaluate {args.model}: {first_line(exc)}", file=sys.stderr)
         return 2
     if args.png_dir:
         out = Path(args.png_dir)

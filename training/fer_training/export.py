@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as fdata
-from .cli import HelpFormatter
+from .cli import HelpFormatter, first_line
 
 FORMATS = ("onnx", "tflite-fp32", "tflite-fp16", "tflite-int8", "tensorrt")
 DEFAULT_FORMATS = "onnx,tflite-fp32,tflite-fp16,tflite-int8,tensorrt"
@@ -347,8 +347,7 @@ def load_model_for_export(model_path: Path):
     try:
         return load_keras_model(model_path)
     except Exception as exc:  # Keras raises ValueError/OSError/zipfile errors for a broken file
-        raise ExportError(f"cannot load {model_path} as a Keras model ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+        raise ExportError(f"cannot load {model_path} as a Keras model ({first_line(exc)})") from None
 
 
 def main(argv=None) -> int:

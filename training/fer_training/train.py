@@ -184,21 +184,28 @@ def _link_last(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def model_label_names(model_path) -> tuple[str, ...] | None:
-    """The class names of a .keras model written by fer-train, from its run's records (state.json or
-    results.json in the model's folder or, for checkpoints/*.keras, its parent); None if none is there.
-    fer-export writes them into the sidecar, so a CK+ model keeps anger/contempt/... whatever data it
-    is exported with."""
+def run_records(model_path, *names: str):
+    """The readable JSON records ``names`` of the fer-train run a .keras file belongs to, in order:
+    the run directory is the model's folder (model.keras) or its parent (checkpoints/*.keras)."""
     path = Path(model_path)
     for folder in (path.parent, path.parent.parent):
-        for name in (STATE_FILE, RESULTS_FILE):
-            record = folder / name
+        for name in names:
             try:
-                names = json.loads(record.read_text()).get("label_names")
-            except (OSError, ValueError, AttributeError):
+                record = json.loads((folder / name).read_text())
+            except (OSError, ValueError):
                 continue
-            if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
-                return tuple(names)
+            if isinstance(record, dict):
+                yield record
+
+
+def model_label_names(model_path) -> tuple[str, ...] | None:
+    """The class names of a .keras model written by fer-train, from its run's records (state.json or
+    results.json); None if none is there. fer-export writes them into the sidecar, so a CK+ model
+    keeps anger/contempt/... whatever data it is exported with."""
+    for record in run_records(model_path, STATE_FILE, RESULTS_FILE):
+        names = record.get("label_names")
+        if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+            return tuple(names)
     return None
 
 
