@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -42,6 +43,8 @@ from fer_perception.errors import DetectorError
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 BLAZEFACE_ONNX_PATH = MODEL_DIR / "blazeface_short_range.onnx"
 BLAZEFACE_TFLITE_PATH = MODEL_DIR / "blazeface_short_range.tflite"
+BLAZEFACE_FULL_ONNX_PATH = MODEL_DIR / "blazeface_full_range.onnx"
+BLAZEFACE_FULL_TFLITE_PATH = MODEL_DIR / "blazeface_full_range.tflite"
 
 INPUT_SIZE = 128
 NUM_ANCHORS = 896
@@ -82,10 +85,36 @@ ANCHORS = ssd_anchors()
 assert ANCHORS.shape == (NUM_ANCHORS, 2)
 
 
+@dataclass(frozen=True, eq=False)
+class BlazeFaceModel:
+    """One BlazeFace variant: its files, input side and anchors (MediaPipe's graph options)."""
+
+    name: str
+    onnx_path: Path
+    tflite_path: Path
+    input_size: int
+    anchors: np.ndarray
+
+    @property
+    def num_anchors(self) -> int:
+        return len(self.anchors)
+
+
+#: short: face_detection_short_range (128 px, 896 anchors, faces >= ~1/8 of the view's long side);
+#: full: face_detection_full_range (192 px, one anchor per cell of a 48 x 48 grid = 2304, trained
+#: for faces up to ~5 m: down to ~1/20 of the view's long side, measured in docs/BENCHMARKS.md).
+MODELS = {
+    "short": BlazeFaceModel("short", BLAZEFACE_ONNX_PATH, BLAZEFACE_TFLITE_PATH, 128, ANCHORS),
+    "full": BlazeFaceModel("full", BLAZEFACE_FULL_ONNX_PATH, BLAZEFACE_FULL_TFLITE_PATH, 192,
+                           ssd_anchors(192, strides=(4,), anchors_per_layer=1)),
+}
+
+
 def decode(regressors: np.ndarray, classificators: np.ndarray, score_threshold: float,
-           anchors: np.ndarray = ANCHORS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           anchors: np.ndarray = ANCHORS, coord_scale: float = COORD_SCALE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image's raw outputs -> (boxes [M,4] xmin,ymin,xmax,ymax, scores [M], keypoints [M,6,2]),
-    all in the 128 x 128 input's normalised 0..1 coordinates, only for scores >= threshold."""
+    all in the input square's normalised 0..1 coordinates (``coord_scale`` = its side in px), only
+    for scores >= threshold."""
     raw = classificators.reshape(-1)
     # sigmoid(clip(raw)) >= t  <=>  raw >= logit(t) (|logit(t)| < 100): threshold the raw scores,
     # then clip and exponentiate only the few kept ones.
@@ -94,7 +123,7 @@ def decode(regressors: np.ndarray, classificators: np.ndarray, score_threshold: 
     if keep.size == 0:
         return np.empty((0, 4), np.float32), np.empty(0, np.float32), np.empty((0, NUM_KEYPOINTS, 2), np.float32)
     scores = 1.0 / (1.0 + np.exp(-np.clip(raw[keep], -SCORE_CLIP, SCORE_CLIP)))
-    reg = regressors.reshape(NUM_ANCHORS, 16)[keep] / COORD_SCALE
+    reg = regressors.reshape(len(anchors), 16)[keep] / coord_scale
     centre = anchors[keep]
     cx = reg[:, 0] + centre[:, 0]
     cy = reg[:, 1] + centre[:, 1]
@@ -139,18 +168,19 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
 
 
 class _Letterbox:
-    """Per-frame-size geometry of one letterboxed view: the image region (x0, y0, w, h) it covers,
-    its scale into the 128 square and its centring offsets. Cached per frame size."""
+    """Geometry of one letterboxed view: the image region (x0, y0, w, h) it covers, its scale into
+    the ``side`` square and its centring offsets."""
 
-    __slots__ = ("x0", "y0", "w", "h", "scale", "new_w", "new_h", "pad_x", "pad_y")
+    __slots__ = ("x0", "y0", "w", "h", "scale", "new_w", "new_h", "pad_x", "pad_y", "inner")
 
-    def __init__(self, x0: int, y0: int, w: int, h: int):
+    def __init__(self, x0: int, y0: int, w: int, h: int, side: int = INPUT_SIZE, inner: bool = False):
         self.x0, self.y0, self.w, self.h = x0, y0, w, h
-        self.scale = INPUT_SIZE / max(w, h)
-        self.new_w = max(1, min(INPUT_SIZE, int(round(w * self.scale))))
-        self.new_h = max(1, min(INPUT_SIZE, int(round(h * self.scale))))
-        self.pad_x = (INPUT_SIZE - self.new_w) // 2
-        self.pad_y = (INPUT_SIZE - self.new_h) // 2
+        self.scale = side / max(w, h)
+        self.new_w = max(1, min(side, int(round(w * self.scale))))
+        self.new_h = max(1, min(side, int(round(h * self.scale))))
+        self.pad_x = (side - self.new_w) // 2
+        self.pad_y = (side - self.new_h) // 2
+        self.inner = inner  # a part of the frame (tile or track region): its inner borders cut faces
 
 
 def tile_regions(width: int, height: int, cols: int, rows: int, overlap: float = 0.25) -> list[tuple[int, int, int, int]]:
@@ -166,17 +196,84 @@ def tile_regions(width: int, height: int, cols: int, rows: int, overlap: float =
     return regions
 
 
-class BlazeFaceDetector:
-    """BlazeFace short-range detector. ``detect(bgr) -> list[Detection]`` (best score first).
+def pyramid_regions(width: int, height: int, levels, overlap: float = 0.25) -> list[tuple[int, int, int, int]]:
+    """The tiles of every pyramid level ((cols, rows) each, coarse to fine), in order."""
+    regions: list[tuple[int, int, int, int]] = []
+    for cols, rows in levels:
+        regions += tile_regions(width, height, cols, rows, overlap)
+    return regions
 
-    Options: ``backend`` ('auto' | 'onnxruntime' | 'tensorrt' | 'tflite'; auto = TensorRT when
-    present, else LiteRT when installed, else ONNX Runtime), ``threads``, ``precision`` (fp32/fp16 on TensorRT),
-    ``score_threshold`` (0.5), ``iou_threshold`` (0.3), ``tiles`` ((cols, rows) or None),
-    ``tile_score_threshold`` (0.65: detections from tiles only, which see more false positives -
-    hands, dark backgrounds - than the whole frame), ``tile_overlap`` (0.25),
-    ``model_path`` (an .onnx; the tflite backend uses the sibling .tflite), ``interpolation``
-    (cv2 flag of the downscale to 128 px; INTER_LINEAR, like MediaPipe's bilinear sampling, costs
-    ~0.03 ms on 640 x 480; INTER_AREA ~0.5 ms).
+
+def region_around(box, width: int, height: int, factor: float, min_side: int) -> tuple[int, int, int, int]:
+    """A square region ``factor`` x the box's longer side (at least ``min_side``) centred on the
+    box, shifted to lie inside the frame (and cut to it where the frame is smaller)."""
+    x, y, w, h = box
+    side = int(round(max(factor * max(w, h), min_side)))
+    side = min(side, width, height) if side > min(width, height) else side
+    cx, cy = x + w / 2, y + h / 2
+    x0 = int(round(min(max(cx - side / 2, 0), max(width - side, 0))))
+    y0 = int(round(min(max(cy - side / 2, 0), max(height - side, 0))))
+    return x0, y0, min(side, width - x0), min(side, height - y0)
+
+
+def _parse_levels(tiles) -> tuple[tuple[int, int], ...]:
+    """None | (cols, rows) | [(cols, rows), ...] -> levels; each level needs at least 2 tiles."""
+    if tiles is None:
+        return ()
+    items = list(tiles)
+    if len(items) == 2 and all(isinstance(v, (int, np.integer)) for v in items):
+        items = [tuple(items)]
+    levels = []
+    for item in items:
+        try:
+            cols, rows = (int(v) for v in item)
+        except (TypeError, ValueError):
+            raise DetectorError(f"tiles must be (cols, rows) or a list of them, got {tiles!r}") from None
+        if cols < 1 or rows < 1 or (cols, rows) == (1, 1):
+            raise DetectorError(f"tiles must be (cols, rows) with at least 2 tiles, got {(cols, rows)}")
+        levels.append((cols, rows))
+    return tuple(levels)
+
+
+def suppress_contained(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, threshold: float = 0.6):
+    """Drop a box when more than ``threshold`` of its area lies inside a better-scored box: a face
+    half seen at a tile's edge, or seen at two scales with boxes too different for the IoU test."""
+    keep = np.ones(len(boxes), bool)
+    for i in range(len(boxes)):  # boxes are best first (weighted_nms)
+        if not keep[i]:
+            continue
+        b = boxes[i]
+        later = np.flatnonzero(keep)
+        later = later[later > i]
+        if later.size == 0:
+            break
+        ix = np.clip(np.minimum(b[2], boxes[later, 2]) - np.maximum(b[0], boxes[later, 0]), 0, None)
+        iy = np.clip(np.minimum(b[3], boxes[later, 3]) - np.maximum(b[1], boxes[later, 1]), 0, None)
+        own = np.maximum((boxes[later, 2] - boxes[later, 0]) * (boxes[later, 3] - boxes[later, 1]), 1e-9)
+        keep[later[(ix * iy) / own > threshold]] = False
+    return boxes[keep], scores[keep], keypoints[keep]
+
+
+class BlazeFaceDetector:
+    """BlazeFace detector (short or full range). ``detect(bgr) -> list[Detection]`` (best first).
+
+    Options: ``model`` ('short' | 'full', :data:`MODELS`), ``backend`` ('auto' | 'onnxruntime' |
+    'tensorrt' | 'tflite'; auto = TensorRT when present, else LiteRT when installed, else ONNX
+    Runtime), ``threads``, ``precision`` (fp32/fp16 on TensorRT), ``score_threshold`` (0.5),
+    ``iou_threshold`` (0.3), ``tiles`` (None, (cols, rows), or a pyramid: a list of them, coarse to
+    fine; each tile is one more view of the network), ``tile_score_threshold`` (0.65: detections
+    from tiles and track regions, which see more false positives - hands, dark backgrounds - than
+    the whole frame), ``tile_overlap`` (0.25), ``model_path`` (an .onnx; the tflite backend uses the
+    sibling .tflite), ``interpolation`` (cv2 flag of the downscale; INTER_LINEAR, like MediaPipe's
+    bilinear sampling).
+
+    Tracking-guided detection (``scan_frames`` > 1): the views (whole frame first, then the tiles)
+    are cut into ``scan_frames`` groups and each ``detect`` call runs ONE group, so a full scan is
+    spread over that many frames; on every call, each face found in the last ``track_hold`` calls
+    also gets a re-detection view: a square ``track_region`` x its size (at least ``1.5 x`` the
+    network input) around it, at most ``max_track_regions`` (the smallest faces first: large faces
+    are found by the whole-frame view anyway). ``reset()`` forgets those faces (a new scene).
+    With ``scan_frames`` = 1 (default) every call scans everything and keeps no state.
     """
 
     name = "blazeface"
@@ -184,105 +281,160 @@ class BlazeFaceDetector:
     def __init__(
         self,
         *,
+        model: str = "short",
         backend: str = "auto",
         model_path: str | os.PathLike | None = None,
         threads: int | None = None,
         precision: str = "fp32",
         score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         iou_threshold: float = DEFAULT_IOU_THRESHOLD,
-        tiles: tuple[int, int] | None = None,
+        tiles=None,
         tile_overlap: float = 0.25,
         tile_score_threshold: float = 0.65,
         interpolation: int = cv2.INTER_LINEAR,
+        scan_frames: int = 1,
+        track_region: float = 3.0,
+        track_hold: int = 3,
+        max_track_regions: int = 4,
     ):
         from fer_perception.inference import create_runner, load_with_tensorrt_fallback, resolve_backend_name
 
+        if model not in MODELS:
+            raise DetectorError(f"unknown BlazeFace model {model!r}; valid: {', '.join(MODELS)}")
         if not 0.0 < score_threshold < 1.0:
             raise DetectorError(f"score_threshold must be in (0, 1), got {score_threshold}")
         if not 0.0 < iou_threshold <= 1.0:
             raise DetectorError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
-        if tiles is not None:
-            tiles = (int(tiles[0]), int(tiles[1]))
-            if tiles[0] < 1 or tiles[1] < 1 or tiles == (1, 1):
-                raise DetectorError(f"tiles must be (cols, rows) with at least 2 tiles, got {tiles}")
-        self.tiles = tiles
+        if not 0.0 <= tile_overlap < 1.0:
+            raise DetectorError(f"tile_overlap must be in [0, 1), got {tile_overlap}")
+        if int(scan_frames) < 1 or int(track_hold) < 0 or int(max_track_regions) < 0 or track_region < 1.0:
+            raise DetectorError("scan_frames must be >= 1, track_hold and max_track_regions >= 0, "
+                                f"track_region >= 1 (got {scan_frames}, {track_hold}, {max_track_regions}, "
+                                f"{track_region})")
+        self.spec = MODELS[model]
+        self.side = self.spec.input_size
+        self.levels = _parse_levels(tiles)
+        self.tiles = self.levels[0] if len(self.levels) == 1 else (list(self.levels) or None)
         self.tile_overlap = float(tile_overlap)
         self.tile_score_threshold = max(float(tile_score_threshold), float(score_threshold))
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
         self.interpolation = interpolation
-        batch = 1 + (tiles[0] * tiles[1] if tiles else 0)
+        self.scan_frames = int(scan_frames)
+        self.track_region = float(track_region)
+        self.track_hold = int(track_hold)
+        self.max_track_regions = int(max_track_regions) if self.scan_frames > 1 else 0
+        n_views = 1 + sum(c * r for c, r in self.levels)
+        per_call = -(-n_views // self.scan_frames) + self.max_track_regions
+        batch = max(1, min(n_views, per_call))
+
+        default_onnx, default_tflite = self.spec.onnx_path, self.spec.tflite_path
 
         def load(concrete: str, _precision: str):  # the detector runs in the precision it was given
-            path = Path(model_path) if model_path is not None else BLAZEFACE_ONNX_PATH
+            path = Path(model_path) if model_path is not None else default_onnx
             if concrete == "tflite" and model_path is None:
-                path = BLAZEFACE_TFLITE_PATH
+                path = default_tflite
             return path, create_runner(concrete, path, precision=precision, threads=threads,
                                        max_batch=batch, opt_batch=batch)
 
-        twin = BLAZEFACE_TFLITE_PATH if model_path is None else model_path
+        twin = default_tflite if model_path is None else model_path
         path, self._runner = load_with_tensorrt_fallback(backend, resolve_backend_name(backend, twin), precision,
                                                          twin, load, "BlazeFace")
-        if tuple(self._runner.input_shape[1:]) != (INPUT_SIZE, INPUT_SIZE, 3):
-            raise DetectorError(f"{path}: input shape {self._runner.input_shape} is not N x 128 x 128 x 3")
-        names = self._runner.output_names
-        try:
-            self._reg_index = names.index("regressors")
-            self._cls_index = names.index("classificators")
-        except ValueError:
-            raise DetectorError(f"{path}: outputs {names} lack 'regressors'/'classificators'") from None
+        if tuple(self._runner.input_shape[1:]) != (self.side, self.side, 3):
+            raise DetectorError(f"{path}: input shape {self._runner.input_shape} is not N x {self.side} x {self.side} x 3")
+        names = list(self._runner.output_names)
+        shapes = [tuple(s) for s in self._runner.output_shapes]
+        if "regressors" in names and "classificators" in names:
+            self._reg_index, self._cls_index = names.index("regressors"), names.index("classificators")
+        elif len(shapes) == 2 and sorted(s[-1] for s in shapes) == [1, 16]:
+            # MediaPipe's full-range .tflite names its outputs Identity / Identity_1: tell them apart by shape
+            self._reg_index = [s[-1] for s in shapes].index(16)
+            self._cls_index = 1 - self._reg_index
+        else:
+            raise DetectorError(f"{path}: outputs {names} lack 'regressors'/'classificators'")
         self.backend = self._runner.name
         self._geometry_key: tuple[int, int] | None = None
-        self._views: list[_Letterbox] = []
-        self._buffer = np.empty((batch, INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+        self._scan: list[list[tuple[int, int, int, int]]] = []
+        self._phase = 0
+        self._memory: list[tuple[tuple[float, float, float, float], int]] = []  # (box, calls since seen)
+        self._buffer = np.empty((batch, self.side, self.side, 3), np.float32)
 
     def close(self) -> None:
         self._runner.close()
 
+    def reset(self) -> None:
+        """Forget the faces of previous calls (tracking-guided mode); the scan phase carries on."""
+        self._memory = []
+
     def describe(self) -> dict:
-        return {"detector": self.name, "score_threshold": self.score_threshold,
-                "iou_threshold": self.iou_threshold, "tiles": self.tiles,
-                "tile_score_threshold": self.tile_score_threshold if self.tiles else None,
-                **self._runner.describe()}
+        out = {"detector": self.name, "model": self.spec.name, "score_threshold": self.score_threshold,
+               "iou_threshold": self.iou_threshold, "tiles": self.tiles,
+               "tile_score_threshold": self.tile_score_threshold if self.levels else None}
+        if self.scan_frames > 1:
+            out.update(scan_frames=self.scan_frames, track_region=self.track_region,
+                       track_hold=self.track_hold, max_track_regions=self.max_track_regions)
+        return {**out, **self._runner.describe()}
 
-    def _setup(self, height: int, width: int) -> None:
-        views = [_Letterbox(0, 0, width, height)]
-        if self.tiles:
-            views += [_Letterbox(*r) for r in tile_regions(width, height, *self.tiles, self.tile_overlap)]
-        self._views = views
-        self._buffer.fill(-1.0)  # letterbox borders: black, i.e. -1 after scaling
-        self._geometry_key = (height, width)
+    def scan_views(self, width: int, height: int) -> list[list[tuple[int, int, int, int]]]:
+        """The scan's regions per call: ``scan_frames`` groups, the whole frame in the first."""
+        regions = [(0, 0, width, height)] + pyramid_regions(width, height, self.levels, self.tile_overlap)
+        groups = max(1, min(self.scan_frames, len(regions)))
+        # Round robin over the views: each call's group samples every level, a ~equal cost per call.
+        return [regions[g::groups] for g in range(groups)]
 
-    def _fill(self, bgr: np.ndarray) -> None:
-        for i, v in enumerate(self._views):
-            src = bgr if i == 0 else bgr[v.y0 : v.y0 + v.h, v.x0 : v.x0 + v.w]
+    def _fill(self, bgr: np.ndarray, views: list[_Letterbox]) -> np.ndarray:
+        if len(views) > len(self._buffer):
+            self._buffer = np.empty((len(views), self.side, self.side, 3), np.float32)
+        buffer = self._buffer[: len(views)]
+        for i, v in enumerate(views):
+            src = bgr[v.y0 : v.y0 + v.h, v.x0 : v.x0 + v.w]
             small = cv2.resize(src, (v.new_w, v.new_h), interpolation=self.interpolation)
             # cv2's SIMD channel swap, then one multiply into the letterbox buffer (a reversed-
             # channel NumPy view instead costs ~10x more: 0.2 ms vs 17 us at 128 x 96).
             rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-            region = self._buffer[i, v.pad_y : v.pad_y + v.new_h, v.pad_x : v.pad_x + v.new_w]
+            if v.new_w < self.side or v.new_h < self.side:
+                buffer[i].fill(-1.0)  # letterbox borders: black, i.e. -1 after scaling
+            region = buffer[i, v.pad_y : v.pad_y + v.new_h, v.pad_x : v.pad_x + v.new_w]
             np.multiply(rgb, np.float32(2.0 / 255.0), out=region, casting="unsafe")
             region -= np.float32(1.0)
+        return buffer
+
+    def _views_for_call(self, width: int, height: int) -> list[_Letterbox]:
+        if self._geometry_key != (height, width):
+            self._scan = self.scan_views(width, height)
+            self._geometry_key = (height, width)
+            self._memory = []
+        group = self._scan[self._phase % len(self._scan)]
+        self._phase = (self._phase + 1) % len(self._scan)
+        views = [_Letterbox(*r, side=self.side, inner=r != (0, 0, width, height)) for r in group]
+        if self.max_track_regions and self._memory:
+            min_side = int(1.5 * self.side)
+            for box, _age in sorted(self._memory, key=lambda m: max(m[0][2], m[0][3]))[: self.max_track_regions]:
+                r = region_around(box, width, height, self.track_region, min_side)
+                if r[2] * r[3] >= 0.5 * width * height:
+                    continue  # about the whole frame: the whole-frame view covers it
+                views.append(_Letterbox(*r, side=self.side, inner=True))
+        return views
 
     def detect(self, bgr: np.ndarray) -> list[Detection]:
         bgr = _as_bgr(bgr)
         height, width = bgr.shape[:2]
-        if self._geometry_key != (height, width):
-            self._setup(height, width)
-        self._fill(bgr)
-        outputs = self._runner.run(self._buffer[: len(self._views)])
+        views = self._views_for_call(width, height)
+        outputs = self._runner.run(self._fill(bgr, views))
         reg, cls = outputs[self._reg_index], outputs[self._cls_index]
+        side = self.side
         all_b, all_s, all_k = [], [], []
-        for i, v in enumerate(self._views):
-            b, s, k = decode(reg[i], cls[i], self.score_threshold if i == 0 else self.tile_score_threshold)
+        for i, v in enumerate(views):
+            b, s, k = decode(reg[i], cls[i], self.tile_score_threshold if v.inner else self.score_threshold,
+                             self.spec.anchors, float(side))
             if s.size == 0:
                 continue
-            # Undo the letterbox: 0..1 of the 128 square -> pixels of the full frame.
-            b = (b * INPUT_SIZE - np.array([v.pad_x, v.pad_y, v.pad_x, v.pad_y], np.float32)) / v.scale
+            # Undo the letterbox: 0..1 of the input square -> pixels of the full frame.
+            b = (b * side - np.array([v.pad_x, v.pad_y, v.pad_x, v.pad_y], np.float32)) / v.scale
             b += np.array([v.x0, v.y0, v.x0, v.y0], np.float32)
-            k = (k * INPUT_SIZE - np.array([v.pad_x, v.pad_y], np.float32)) / v.scale + np.array([v.x0, v.y0], np.float32)
-            if i > 0:
-                # A tile sees faces cut by its inner borders; those belong to a neighbour tile.
+            k = (k * side - np.array([v.pad_x, v.pad_y], np.float32)) / v.scale + np.array([v.x0, v.y0], np.float32)
+            if v.inner:
+                # A part of the frame sees faces cut by its inner borders; those belong to a neighbour.
                 margin = 0.02 * max(v.w, v.h)
                 cut = np.zeros(len(s), bool)
                 if v.x0 > 0:
@@ -297,20 +449,34 @@ class BlazeFaceDetector:
             all_b.append(b)
             all_s.append(s)
             all_k.append(k)
-        if not all_b:
-            return []
-        boxes, scores, kps = weighted_nms(np.concatenate(all_b), np.concatenate(all_s),
-                                          np.concatenate(all_k), self.iou_threshold)
         result = []
-        for b, s, k in zip(boxes, scores, kps):
-            x0 = min(max(float(b[0]), 0.0), float(width))
-            y0 = min(max(float(b[1]), 0.0), float(height))
-            x1 = min(max(float(b[2]), 0.0), float(width))
-            y1 = min(max(float(b[3]), 0.0), float(height))
-            if x1 - x0 < 1.0 or y1 - y0 < 1.0:
-                continue
-            result.append(Detection(box=(x0, y0, x1 - x0, y1 - y0), score=float(s), keypoints=k))
+        if all_b:
+            boxes, scores, kps = weighted_nms(np.concatenate(all_b), np.concatenate(all_s),
+                                              np.concatenate(all_k), self.iou_threshold)
+            boxes, scores, kps = suppress_contained(boxes, scores, kps)
+            for b, s, k in zip(boxes, scores, kps):
+                x0 = min(max(float(b[0]), 0.0), float(width))
+                y0 = min(max(float(b[1]), 0.0), float(height))
+                x1 = min(max(float(b[2]), 0.0), float(width))
+                y1 = min(max(float(b[3]), 0.0), float(height))
+                if x1 - x0 < 1.0 or y1 - y0 < 1.0:
+                    continue
+                result.append(Detection(box=(x0, y0, x1 - x0, y1 - y0), score=float(s), keypoints=k))
+        if self.max_track_regions:
+            self._remember(result)
         return result
+
+    def _remember(self, found: list[Detection]) -> None:
+        """Faces of this call, plus those of the last ``track_hold`` calls not found again."""
+        kept = [(d.box, 0) for d in found]
+        boxes = np.array([[x, y, x + w, y + h] for (x, y, w, h), _ in kept], np.float32).reshape(-1, 4)
+        for (x, y, w, h), age in self._memory:
+            if age + 1 > self.track_hold:
+                continue
+            if len(boxes) and iou(np.array([x, y, x + w, y + h], np.float32), boxes).max() > 0.1:
+                continue
+            kept.append(((x, y, w, h), age + 1))
+        self._memory = kept
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:

@@ -29,7 +29,37 @@ from fer_perception.tracking import FaceTracker, select_faces
 NODE_KEY = "fer_node"
 
 #: fer_node parameters that build the pipeline (read-only: fixed at start-up).
-PIPELINE_OPTIONS = ("model_path", "backend", "detector", "precision", "threads", "min_face_size", "max_faces")
+PIPELINE_OPTIONS = ("model_path", "backend", "detector", "precision", "threads", "min_face_size", "max_faces",
+                    "detector_model", "detector_tiles", "detector_scan_frames", "detector_track_regions",
+                    "detector_score_threshold")
+#: fer_node parameter -> BlazeFace option (fer_perception.blazeface.BlazeFaceDetector)
+DETECTOR_PARAMS = {"detector_model": "model", "detector_tiles": "tiles", "detector_scan_frames": "scan_frames",
+                   "detector_track_regions": "max_track_regions", "detector_score_threshold": "score_threshold"}
+
+
+def parse_tiles(text: str) -> list[tuple[int, int]] | None:
+    """'' -> None; '2x2' -> [(2, 2)]; '2x2,4x3' -> a pyramid [(2, 2), (4, 3)] (cols x rows per level)."""
+    from fer_perception.errors import DetectorError
+
+    text = str(text).replace(" ", "")
+    if not text:
+        return None
+    levels = []
+    for part in text.split(","):
+        cols, sep, rows = part.lower().partition("x")
+        if not sep or not cols.isdigit() or not rows.isdigit():
+            raise DetectorError(f"detector_tiles must look like '2x2' or '2x2,4x3', got {text!r}")
+        levels.append((int(cols), int(rows)))
+    return levels
+
+
+def detector_options_from_params(options: Mapping[str, Any]) -> dict:
+    """BlazeFace options from fer_node's detector_* parameters (missing ones: config/fer.yaml's defaults)."""
+    specs = load_specs(NODE_KEY)
+    values = {name: options.get(name, specs[name].default) for name in DETECTOR_PARAMS}
+    out = {DETECTOR_PARAMS[name]: value for name, value in values.items()}
+    out["tiles"] = parse_tiles(out["tiles"])
+    return out
 
 
 def max_faces_capacity() -> int:
@@ -49,6 +79,7 @@ def pipeline_from_params(options: Mapping[str, Any]) -> FacePipeline:
         threads=options["threads"] or None,
         min_face_size=options["min_face_size"],
         max_faces=max_faces_capacity(),
+        detector_options=detector_options_from_params(options) if options["detector"] == "blazeface" else None,
     )
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reproducibly make fer_perception/models/blazeface_short_range.{tflite,onnx} from MediaPipe's wheel.
+"""Reproducibly make fer_perception/models/blazeface_{short,full}_range.{tflite,onnx} from MediaPipe's wheel.
 
 What it does, step by step (nothing here is needed at runtime; TensorFlow/tf2onnx are tool-only):
 
@@ -12,6 +12,13 @@ What it does, step by step (nothing here is needed at runtime; TensorFlow/tf2onn
 4. Make the batch dimension dynamic (input/outputs ``N``; the 4 Reshape nodes' leading ``1`` becomes
    ``0`` = "copy the input's batch"), so several tiles of one frame run in one call and TensorRT can
    build a dynamic-batch profile. Drop the unused ``ai.onnx.ml`` opset import.
+   For the full-range model (``--variant full``: ``face_detection_full_range_sparse.tflite``, 192x192,
+   outputs [1, 2304, 16] / [1, 2304, 1] named ``Identity``/``Identity_1``), two more steps: before
+   step 3 its 46 sparse weight tensors (tf2onnx cannot read TFLite sparsity) are densified - LiteRT
+   runs the model once without delegates keeping every tensor, each DENSIFY op's dense output is
+   written as a constant buffer and the op dropped (``densify_tflite``); after it, the ONNX input/outputs
+   are renamed ``input``/``regressors``/``classificators`` like the short-range model's. The shipped
+   .tflite stays the original sparse file (LiteRT runs it as it is).
 5. Verify: onnx.checker, and ONNX Runtime vs. LiteRT on random inputs (max abs diff printed; must be
    below 1e-3 on regressors scaled ~100 and classificators) and batch 3 == 3 x batch 1.
 
@@ -19,6 +26,7 @@ Usage (from the repository root, in .venv)::
 
     python tools/make_blazeface_onnx.py                 # downloads the wheel into a temp dir
     python tools/make_blazeface_onnx.py --wheel /tmp/mp/mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl
+    python tools/make_blazeface_onnx.py --variant full --wheel /tmp/mp/mediapipe-0.10.21-...whl
 """
 
 from __future__ import annotations
@@ -36,10 +44,15 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = REPO_ROOT / "fer_perception" / "models"
 MEDIAPIPE_VERSION = "0.10.21"
-MEMBER = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
 LICENSE_MEMBER = f"mediapipe-{MEDIAPIPE_VERSION}.dist-info/LICENSE"
-# SHA-256 of the .tflite inside every mediapipe 0.10.21 wheel (the model is platform independent).
-TFLITE_SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
+# variant -> (wheel member, SHA-256 of it in every mediapipe 0.10.21 wheel (platform independent),
+# output file stem, input side)
+VARIANTS = {
+    "short": ("mediapipe/modules/face_detection/face_detection_short_range.tflite",
+              "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8", "blazeface_short_range", 128),
+    "full": ("mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+             "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1", "blazeface_full_range", 192),
+}
 
 
 def sha256(path: Path) -> str:
@@ -58,7 +71,58 @@ def download_wheel(dest: Path) -> Path:
     return wheels[0]
 
 
-def make_batch_dynamic(onnx_path: Path) -> None:
+def densify_tflite(sparse_path: Path, dense_path: Path, side: int) -> None:
+    """Write ``sparse_path`` with every DENSIFY op replaced by its dense output as a constant."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    interp = Interpreter(model_path=str(sparse_path), experimental_preserve_all_tensors=True,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], np.zeros((1, side, side, 3), np.float32))
+    interp.invoke()  # DENSIFY outputs do not depend on the input
+    model = flatbuffer_utils.read_model(str(sparse_path))
+    graph = model.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    kept, densified = [], 0
+    for op in graph.operators:
+        if codes[op.opcodeIndex] != schema.BuiltinOperator.DENSIFY:
+            kept.append(op)
+            continue
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(interp.get_tensor(op.outputs[0]).tobytes(), np.uint8)
+        model.buffers.append(buffer)
+        # The dense output becomes a constant; the (now unused) sparse input gets the same dense
+        # data so that no sparse tensor is left for tf2onnx to trip over.
+        for tensor in (graph.tensors[op.outputs[0]], graph.tensors[op.inputs[0]]):
+            tensor.buffer = len(model.buffers) - 1
+            tensor.sparsity = None
+        densified += 1
+    graph.operators = kept
+    flatbuffer_utils.write_model(model, str(dense_path))
+    print(f"densified {densified} sparse weight tensors -> {dense_path.name}")
+
+
+def rename_io(onnx_path: Path) -> None:
+    """input_1 / Identity / Identity_1 (full range) -> input / regressors / classificators."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    names = {graph.input[0].name: "input"}
+    for out in graph.output:
+        last = out.type.tensor_type.shape.dim[-1].dim_value
+        names[out.name] = "regressors" if last == 16 else "classificators"
+    for value in list(graph.input) + list(graph.output):
+        value.name = names.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [names.get(n, n) for n in node.input]
+        node.output[:] = [names.get(n, n) for n in node.output]
+    onnx.save(model, str(onnx_path))
+
+
+def make_batch_dynamic(onnx_path: Path, variant: str = "short") -> None:
     import onnx
     from onnx import numpy_helper
 
@@ -104,7 +168,7 @@ def make_batch_dynamic(onnx_path: Path) -> None:
     del graph.initializer[:]
     graph.initializer.extend(ordered)
     model.doc_string = (
-        f"MediaPipe BlazeFace short-range face detector (mediapipe {MEDIAPIPE_VERSION}, Apache-2.0), "
+        f"MediaPipe BlazeFace {variant}-range face detector (mediapipe {MEDIAPIPE_VERSION}, Apache-2.0), "
         "converted with tf2onnx by fer_perception/tools/make_blazeface_onnx.py; dynamic batch."
     )
     onnx.checker.check_model(model)
@@ -112,17 +176,19 @@ def make_batch_dynamic(onnx_path: Path) -> None:
     print(f"made batch dynamic ({nodes} Reshape nodes, {patched} shape constants patched)")
 
 
-def verify(tflite_path: Path, onnx_path: Path) -> None:
+def verify(tflite_path: Path, onnx_path: Path, side: int = 128) -> None:
     import onnxruntime as ort
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(tflite_path))
     interp.allocate_tensors()
     inp = interp.get_input_details()[0]["index"]
-    outs = {d["name"]: d["index"] for d in interp.get_output_details()}
+    # by the last dimension: the full-range .tflite names its outputs Identity / Identity_1
+    outs = {("regressors" if d["shape"][-1] == 16 else "classificators"): d["index"]
+            for d in interp.get_output_details()}
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
-    batch = rng.uniform(-1, 1, (3, 128, 128, 3)).astype(np.float32)
+    batch = rng.uniform(-1, 1, (3, side, side, 3)).astype(np.float32)
     reg_b, cls_b = sess.run(["regressors", "classificators"], {"input": batch})
     worst = 0.0
     for i in range(3):
@@ -142,30 +208,38 @@ def verify(tflite_path: Path, onnx_path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wheel", type=Path, help="an already downloaded mediapipe 0.10.21 wheel")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="short")
     parser.add_argument("--out-dir", type=Path, default=MODELS_DIR)
     args = parser.parse_args(argv)
 
+    member, expected, stem, side = VARIANTS[args.variant]
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    tflite_out = args.out_dir / "blazeface_short_range.tflite"
-    onnx_out = args.out_dir / "blazeface_short_range.onnx"
+    tflite_out = args.out_dir / f"{stem}.tflite"
+    onnx_out = args.out_dir / f"{stem}.onnx"
     license_out = args.out_dir / "blazeface_LICENSE"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         wheel = args.wheel or download_wheel(tmp)
         with zipfile.ZipFile(wheel) as zf:
-            tflite_out.write_bytes(zf.read(MEMBER))
+            tflite_out.write_bytes(zf.read(member))
             license_out.write_bytes(zf.read(LICENSE_MEMBER))
         digest = sha256(tflite_out)
-        if digest != TFLITE_SHA256:
-            raise SystemExit(f"{MEMBER} has SHA-256 {digest}, expected {TFLITE_SHA256}")
+        if digest != expected:
+            raise SystemExit(f"{member} has SHA-256 {digest}, expected {expected}")
         print(f"extracted {tflite_out} ({tflite_out.stat().st_size} bytes, sha256 {digest[:16]}...)")
+        convert_from = tflite_out
+        if args.variant == "full":
+            convert_from = tmp / f"{stem}_dense.tflite"
+            densify_tflite(tflite_out, convert_from, side)
         subprocess.run(
-            [sys.executable, "-m", "tf2onnx.convert", "--tflite", str(tflite_out),
+            [sys.executable, "-m", "tf2onnx.convert", "--tflite", str(convert_from),
              "--output", str(onnx_out), "--opset", "13"],
             check=True,
         )
-    make_batch_dynamic(onnx_out)
-    verify(tflite_out, onnx_out)
+    if args.variant == "full":
+        rename_io(onnx_out)
+    make_batch_dynamic(onnx_out, args.variant)
+    verify(tflite_out, onnx_out, side)
     print(f"wrote {onnx_out} ({onnx_out.stat().st_size} bytes, sha256 {sha256(onnx_out)[:16]}...)")
     return 0
 
