@@ -60,6 +60,7 @@ CONFIGS: dict[str, dict] = {
     "full": {"model": "full"},
     "full, tiles 2x2": {"model": "full", "tiles": (2, 2)},
     "full, pyramid 2x2+4x3": {"model": "full", "tiles": [(2, 2), (4, 3)]},
+    "full pyramid + short whole frame": {"model": "full", "whole_frame_model": "short", "tiles": [(2, 2), (4, 3)]},
     "full, tiles 3x2": {"model": "full", "tiles": (3, 2)},
     "default": None,  # filled from config/fer.yaml by default_options()
     "default, scan over 6 frames": None,  # the defaults with detector_scan_frames 6

@@ -146,10 +146,11 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
-                 iou_threshold: float = DEFAULT_IOU_THRESHOLD):
-    """MediaPipe's WEIGHTED non-max suppression. Returns (boxes, scores, keypoints), best first."""
+                 iou_threshold: float = DEFAULT_IOU_THRESHOLD, return_top: bool = False):
+    """MediaPipe's WEIGHTED non-max suppression. Returns (boxes, scores, keypoints), best first, and
+    with ``return_top`` the index of each result's top-scoring input."""
     order = np.argsort(-scores, kind="stable")
-    out_b, out_s, out_k = [], [], []
+    out_b, out_s, out_k, out_top = [], [], [], []
     while order.size:
         top = order[0]
         overlap = iou(boxes[top], boxes[order])
@@ -161,19 +162,23 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
         out_b.append((boxes[group] * w).sum(axis=0) / total)
         out_k.append((keypoints[group].reshape(group.size, -1) * w).sum(axis=0).reshape(NUM_KEYPOINTS, 2) / total)
         out_s.append(scores[top])
+        out_top.append(top)
         order = order[(overlap <= iou_threshold) & (order != top)]
     if not out_b:
-        return boxes[:0], scores[:0], keypoints[:0]
-    return np.array(out_b, np.float32), np.array(out_s, np.float32), np.array(out_k, np.float32)
+        result = boxes[:0], scores[:0], keypoints[:0]
+    else:
+        result = np.array(out_b, np.float32), np.array(out_s, np.float32), np.array(out_k, np.float32)
+    return (*result, np.array(out_top, np.int64)) if return_top else result
 
 
 class _Letterbox:
     """Geometry of one letterboxed view: the image region (x0, y0, w, h) it covers, its scale into
     the ``side`` square and its centring offsets."""
 
-    __slots__ = ("x0", "y0", "w", "h", "scale", "new_w", "new_h", "pad_x", "pad_y", "inner")
+    __slots__ = ("x0", "y0", "w", "h", "scale", "new_w", "new_h", "pad_x", "pad_y", "inner", "overlap")
 
-    def __init__(self, x0: int, y0: int, w: int, h: int, side: int = INPUT_SIZE, inner: bool = False):
+    def __init__(self, x0: int, y0: int, w: int, h: int, side: int = INPUT_SIZE, inner: bool = False,
+                 overlap: tuple[float, float] = (0.0, 0.0)):
         self.x0, self.y0, self.w, self.h = x0, y0, w, h
         self.scale = side / max(w, h)
         self.new_w = max(1, min(side, int(round(w * self.scale))))
@@ -181,6 +186,9 @@ class _Letterbox:
         self.pad_x = (side - self.new_w) // 2
         self.pad_y = (side - self.new_h) // 2
         self.inner = inner  # a part of the frame (tile or track region): its inner borders cut faces
+        # (x, y) px shared with the neighbour tiles: a face cut by an inner border and no larger than
+        # this is seen whole by a neighbour; a larger one may be seen whole nowhere at this level
+        self.overlap = overlap
 
 
 def tile_regions(width: int, height: int, cols: int, rows: int, overlap: float = 0.25) -> list[tuple[int, int, int, int]]:
@@ -202,6 +210,19 @@ def pyramid_regions(width: int, height: int, levels, overlap: float = 0.25) -> l
     for cols, rows in levels:
         regions += tile_regions(width, height, cols, rows, overlap)
     return regions
+
+
+def tile_overlaps(width: int, height: int, levels, overlap: float = 0.25) -> dict:
+    """{tile region: (x, y) px it shares with its neighbours} for every pyramid level."""
+    out = {}
+    for cols, rows in levels:
+        regions = tile_regions(width, height, cols, rows, overlap)
+        tw, th = regions[0][2], regions[0][3]
+        step_x = regions[1][0] - regions[0][0] if cols > 1 else tw
+        step_y = regions[cols][1] - regions[0][1] if rows > 1 else th
+        for r in regions:
+            out[r] = (float(tw - step_x), float(th - step_y))
+    return out
 
 
 def region_around(box, width: int, height: int, factor: float, min_side: int) -> tuple[int, int, int, int]:
@@ -235,9 +256,9 @@ def _parse_levels(tiles) -> tuple[tuple[int, int], ...]:
     return tuple(levels)
 
 
-def suppress_contained(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, threshold: float = 0.6):
-    """Drop a box when more than ``threshold`` of its area lies inside a better-scored box: a face
-    half seen at a tile's edge, or seen at two scales with boxes too different for the IoU test."""
+def contained_mask(boxes: np.ndarray, threshold: float = 0.6) -> np.ndarray:
+    """Which boxes (best first) to keep: False where a box lies more than ``threshold`` inside a
+    better one (see :func:`suppress_contained`)."""
     keep = np.ones(len(boxes), bool)
     for i in range(len(boxes)):  # boxes are best first (weighted_nms)
         if not keep[i]:
@@ -251,7 +272,83 @@ def suppress_contained(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndar
         iy = np.clip(np.minimum(b[3], boxes[later, 3]) - np.maximum(b[1], boxes[later, 1]), 0, None)
         own = np.maximum((boxes[later, 2] - boxes[later, 0]) * (boxes[later, 3] - boxes[later, 1]), 1e-9)
         keep[later[(ix * iy) / own > threshold]] = False
+    return keep
+
+
+def suppress_contained(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, threshold: float = 0.6):
+    """Drop a box when more than ``threshold`` of its area lies inside a better-scored box: a face
+    half seen at a tile's edge, or seen at two scales with boxes too different for the IoU test.
+    ``boxes`` etc. best first (as :func:`weighted_nms` returns them)."""
+    keep = contained_mask(boxes, threshold)
     return boxes[keep], scores[keep], keypoints[keep]
+
+
+class _Net:
+    """One BlazeFace network on one runtime: fills letterboxed views, runs them as one batch and
+    decodes each view's detections into frame pixels."""
+
+    def __init__(self, spec: BlazeFaceModel, backend: str, model_path, threads, precision: str, batch: int,
+                 interpolation: int):
+        from fer_perception.inference import create_runner, load_with_tensorrt_fallback, resolve_backend_name
+
+        self.spec, self.side, self.interpolation = spec, spec.input_size, interpolation
+
+        def load(concrete: str, _precision: str):  # the detector runs in the precision it was given
+            path = Path(model_path) if model_path is not None else spec.onnx_path
+            if concrete == "tflite" and model_path is None:
+                path = spec.tflite_path
+            return path, create_runner(concrete, path, precision=precision, threads=threads,
+                                       max_batch=batch, opt_batch=batch)
+
+        twin = spec.tflite_path if model_path is None else model_path
+        path, self.runner = load_with_tensorrt_fallback(backend, resolve_backend_name(backend, twin), precision,
+                                                        twin, load, "BlazeFace")
+        if tuple(self.runner.input_shape[1:]) != (self.side, self.side, 3):
+            raise DetectorError(f"{path}: input shape {self.runner.input_shape} is not N x {self.side} x {self.side} x 3")
+        names = list(self.runner.output_names)
+        shapes = [tuple(s) for s in self.runner.output_shapes]
+        if "regressors" in names and "classificators" in names:
+            self.reg_index, self.cls_index = names.index("regressors"), names.index("classificators")
+        elif len(shapes) == 2 and sorted(s[-1] for s in shapes) == [1, 16]:
+            # MediaPipe's full-range .tflite names its outputs Identity / Identity_1: tell them apart by shape
+            self.reg_index = [s[-1] for s in shapes].index(16)
+            self.cls_index = 1 - self.reg_index
+        else:
+            raise DetectorError(f"{path}: outputs {names} lack 'regressors'/'classificators'")
+        self.buffer = np.empty((batch, self.side, self.side, 3), np.float32)
+
+    def fill(self, bgr: np.ndarray, views: list[_Letterbox]) -> np.ndarray:
+        if len(views) > len(self.buffer):
+            self.buffer = np.empty((len(views), self.side, self.side, 3), np.float32)
+        buffer = self.buffer[: len(views)]
+        for i, v in enumerate(views):
+            src = bgr[v.y0 : v.y0 + v.h, v.x0 : v.x0 + v.w]
+            small = cv2.resize(src, (v.new_w, v.new_h), interpolation=self.interpolation)
+            # cv2's SIMD channel swap, then one multiply into the letterbox buffer (a reversed-
+            # channel NumPy view instead costs ~10x more: 0.2 ms vs 17 us at 128 x 96).
+            rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+            if v.new_w < self.side or v.new_h < self.side:
+                buffer[i].fill(-1.0)  # letterbox borders: black, i.e. -1 after scaling
+            region = buffer[i, v.pad_y : v.pad_y + v.new_h, v.pad_x : v.pad_x + v.new_w]
+            np.multiply(rgb, np.float32(2.0 / 255.0), out=region, casting="unsafe")
+            region -= np.float32(1.0)
+        return buffer
+
+    def detect_views(self, bgr: np.ndarray, views: list[_Letterbox], thresholds: list[float]):
+        """Per view: (boxes xmin,ymin,xmax,ymax, scores, keypoints) in frame pixels."""
+        outputs = self.runner.run(self.fill(bgr, views))
+        reg, cls = outputs[self.reg_index], outputs[self.cls_index]
+        side = self.side
+        out = []
+        for i, v in enumerate(views):
+            b, s, k = decode(reg[i], cls[i], thresholds[i], self.spec.anchors, float(side))
+            if s.size:
+                # Undo the letterbox: 0..1 of the input square -> pixels of the full frame.
+                b = (b * side - np.array([v.pad_x, v.pad_y, v.pad_x, v.pad_y], np.float32)) / v.scale
+                b += np.array([v.x0, v.y0, v.x0, v.y0], np.float32)
+                k = (k * side - np.array([v.pad_x, v.pad_y], np.float32)) / v.scale + np.array([v.x0, v.y0], np.float32)
+            out.append((b, s, k))
+        return out
 
 
 class BlazeFaceDetector:
@@ -296,9 +393,8 @@ class BlazeFaceDetector:
         track_region: float = 3.0,
         track_hold: int = 3,
         max_track_regions: int = 4,
+        whole_frame_model: str | None = None,
     ):
-        from fer_perception.inference import create_runner, load_with_tensorrt_fallback, resolve_backend_name
-
         if model not in MODELS:
             raise DetectorError(f"unknown BlazeFace model {model!r}; valid: {', '.join(MODELS)}")
         if not 0.0 < score_threshold < 1.0:
@@ -324,50 +420,39 @@ class BlazeFaceDetector:
         self.track_region = float(track_region)
         self.track_hold = int(track_hold)
         self.max_track_regions = int(max_track_regions) if self.scan_frames > 1 else 0
-        n_views = 1 + sum(c * r for c, r in self.levels)
+        separate_whole = whole_frame_model is not None and whole_frame_model != model
+        n_views = (0 if separate_whole else 1) + sum(c * r for c, r in self.levels)
         per_call = -(-n_views // self.scan_frames) + self.max_track_regions
-        batch = max(1, min(n_views, per_call))
+        batch = max(1, min(n_views + self.max_track_regions, per_call))
 
-        default_onnx, default_tflite = self.spec.onnx_path, self.spec.tflite_path
-
-        def load(concrete: str, _precision: str):  # the detector runs in the precision it was given
-            path = Path(model_path) if model_path is not None else default_onnx
-            if concrete == "tflite" and model_path is None:
-                path = default_tflite
-            return path, create_runner(concrete, path, precision=precision, threads=threads,
-                                       max_batch=batch, opt_batch=batch)
-
-        twin = default_tflite if model_path is None else model_path
-        path, self._runner = load_with_tensorrt_fallback(backend, resolve_backend_name(backend, twin), precision,
-                                                         twin, load, "BlazeFace")
-        if tuple(self._runner.input_shape[1:]) != (self.side, self.side, 3):
-            raise DetectorError(f"{path}: input shape {self._runner.input_shape} is not N x {self.side} x {self.side} x 3")
-        names = list(self._runner.output_names)
-        shapes = [tuple(s) for s in self._runner.output_shapes]
-        if "regressors" in names and "classificators" in names:
-            self._reg_index, self._cls_index = names.index("regressors"), names.index("classificators")
-        elif len(shapes) == 2 and sorted(s[-1] for s in shapes) == [1, 16]:
-            # MediaPipe's full-range .tflite names its outputs Identity / Identity_1: tell them apart by shape
-            self._reg_index = [s[-1] for s in shapes].index(16)
-            self._cls_index = 1 - self._reg_index
-        else:
-            raise DetectorError(f"{path}: outputs {names} lack 'regressors'/'classificators'")
+        self._net = _Net(self.spec, backend, model_path, threads, precision, batch, interpolation)
+        self._whole_net: _Net | None = None
+        if whole_frame_model is not None and whole_frame_model != model:
+            if whole_frame_model not in MODELS:
+                raise DetectorError(f"unknown BlazeFace model {whole_frame_model!r}; valid: {', '.join(MODELS)}")
+            if model_path is not None:
+                raise DetectorError("model_path names one network: it cannot be combined with whole_frame_model")
+            self._whole_net = _Net(MODELS[whole_frame_model], backend, None, threads, precision, 1, interpolation)
+        self._runner = self._net.runner
         self.backend = self._runner.name
         self._geometry_key: tuple[int, int] | None = None
         self._scan: list[list[tuple[int, int, int, int]]] = []
+        self._overlaps: dict = {}
         self._phase = 0
         self._memory: list[tuple[tuple[float, float, float, float], int]] = []  # (box, calls since seen)
-        self._buffer = np.empty((batch, self.side, self.side, 3), np.float32)
 
     def close(self) -> None:
         self._runner.close()
+        if self._whole_net is not None:
+            self._whole_net.runner.close()
 
     def reset(self) -> None:
         """Forget the faces of previous calls (tracking-guided mode); the scan phase carries on."""
         self._memory = []
 
     def describe(self) -> dict:
-        out = {"detector": self.name, "model": self.spec.name, "score_threshold": self.score_threshold,
+        out = {"detector": self.name, "model": self.spec.name,
+               "whole_frame_model": (self._whole_net or self._net).spec.name, "score_threshold": self.score_threshold,
                "iou_threshold": self.iou_threshold, "tiles": self.tiles,
                "tile_score_threshold": self.tile_score_threshold if self.levels else None}
         if self.scan_frames > 1:
@@ -377,91 +462,87 @@ class BlazeFaceDetector:
 
     def scan_views(self, width: int, height: int) -> list[list[tuple[int, int, int, int]]]:
         """The scan's regions per call: ``scan_frames`` groups, the whole frame in the first."""
-        regions = [(0, 0, width, height)] + pyramid_regions(width, height, self.levels, self.tile_overlap)
+        regions = pyramid_regions(width, height, self.levels, self.tile_overlap)
+        if self._whole_net is None:  # else the whole frame runs on its own network on every call
+            regions = [(0, 0, width, height)] + regions
+        if not regions:
+            return [[]]
         groups = max(1, min(self.scan_frames, len(regions)))
         # Round robin over the views: each call's group samples every level, a ~equal cost per call.
         return [regions[g::groups] for g in range(groups)]
 
-    def _fill(self, bgr: np.ndarray, views: list[_Letterbox]) -> np.ndarray:
-        if len(views) > len(self._buffer):
-            self._buffer = np.empty((len(views), self.side, self.side, 3), np.float32)
-        buffer = self._buffer[: len(views)]
-        for i, v in enumerate(views):
-            src = bgr[v.y0 : v.y0 + v.h, v.x0 : v.x0 + v.w]
-            small = cv2.resize(src, (v.new_w, v.new_h), interpolation=self.interpolation)
-            # cv2's SIMD channel swap, then one multiply into the letterbox buffer (a reversed-
-            # channel NumPy view instead costs ~10x more: 0.2 ms vs 17 us at 128 x 96).
-            rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-            if v.new_w < self.side or v.new_h < self.side:
-                buffer[i].fill(-1.0)  # letterbox borders: black, i.e. -1 after scaling
-            region = buffer[i, v.pad_y : v.pad_y + v.new_h, v.pad_x : v.pad_x + v.new_w]
-            np.multiply(rgb, np.float32(2.0 / 255.0), out=region, casting="unsafe")
-            region -= np.float32(1.0)
-        return buffer
-
     def _views_for_call(self, width: int, height: int) -> list[_Letterbox]:
         if self._geometry_key != (height, width):
             self._scan = self.scan_views(width, height)
+            self._overlaps = tile_overlaps(width, height, self.levels, self.tile_overlap)
             self._geometry_key = (height, width)
             self._memory = []
         group = self._scan[self._phase % len(self._scan)]
         self._phase = (self._phase + 1) % len(self._scan)
-        views = [_Letterbox(*r, side=self.side, inner=r != (0, 0, width, height)) for r in group]
+        views = [_Letterbox(*r, side=self.side, inner=r != (0, 0, width, height),
+                            overlap=self._overlaps.get(r, (0.0, 0.0))) for r in group]
         if self.max_track_regions and self._memory:
             min_side = int(1.5 * self.side)
             for box, _age in sorted(self._memory, key=lambda m: max(m[0][2], m[0][3]))[: self.max_track_regions]:
                 r = region_around(box, width, height, self.track_region, min_side)
                 if r[2] * r[3] >= 0.5 * width * height:
                     continue  # about the whole frame: the whole-frame view covers it
-                views.append(_Letterbox(*r, side=self.side, inner=True))
+                # a face cut by a re-detection view's border is another face, seen whole elsewhere
+                views.append(_Letterbox(*r, side=self.side, inner=True, overlap=(math.inf, math.inf)))
         return views
 
     def detect(self, bgr: np.ndarray) -> list[Detection]:
         bgr = _as_bgr(bgr)
         height, width = bgr.shape[:2]
         views = self._views_for_call(width, height)
-        outputs = self._runner.run(self._fill(bgr, views))
-        reg, cls = outputs[self._reg_index], outputs[self._cls_index]
-        side = self.side
-        all_b, all_s, all_k = [], [], []
-        for i, v in enumerate(views):
-            b, s, k = decode(reg[i], cls[i], self.tile_score_threshold if v.inner else self.score_threshold,
-                             self.spec.anchors, float(side))
+        per_view = self._net.detect_views(bgr, views, [self.tile_score_threshold if v.inner else self.score_threshold
+                                                       for v in views]) if views else []
+        if self._whole_net is not None:
+            whole = [_Letterbox(0, 0, width, height, side=self._whole_net.side)]
+            views = views + whole
+            per_view += self._whole_net.detect_views(bgr, whole, [self.score_threshold])
+        all_b, all_s, all_k, all_m = [], [], [], []
+        nets = [self._net.spec.name] * (len(views) - (self._whole_net is not None)) + \
+            ([self._whole_net.spec.name] if self._whole_net is not None else [])
+        for v, (b, s, k), net in zip(views, per_view, nets):
             if s.size == 0:
                 continue
-            # Undo the letterbox: 0..1 of the input square -> pixels of the full frame.
-            b = (b * side - np.array([v.pad_x, v.pad_y, v.pad_x, v.pad_y], np.float32)) / v.scale
-            b += np.array([v.x0, v.y0, v.x0, v.y0], np.float32)
-            k = (k * side - np.array([v.pad_x, v.pad_y], np.float32)) / v.scale + np.array([v.x0, v.y0], np.float32)
             if v.inner:
-                # A part of the frame sees faces cut by its inner borders; those belong to a neighbour.
+                # A part of the frame sees faces cut by its inner borders; those belong to a neighbour
+                # tile when they fit in the overlap (else no tile of this level sees them whole: kept,
+                # and merged with a coarser view's box by the NMS below).
                 margin = 0.02 * max(v.w, v.h)
+                fits_x = (b[:, 2] - b[:, 0]) <= v.overlap[0]
+                fits_y = (b[:, 3] - b[:, 1]) <= v.overlap[1]
                 cut = np.zeros(len(s), bool)
                 if v.x0 > 0:
-                    cut |= b[:, 0] < v.x0 + margin
+                    cut |= (b[:, 0] < v.x0 + margin) & fits_x
                 if v.y0 > 0:
-                    cut |= b[:, 1] < v.y0 + margin
+                    cut |= (b[:, 1] < v.y0 + margin) & fits_y
                 if v.x0 + v.w < width:
-                    cut |= b[:, 2] > v.x0 + v.w - margin
+                    cut |= (b[:, 2] > v.x0 + v.w - margin) & fits_x
                 if v.y0 + v.h < height:
-                    cut |= b[:, 3] > v.y0 + v.h - margin
+                    cut |= (b[:, 3] > v.y0 + v.h - margin) & fits_y
                 b, s, k = b[~cut], s[~cut], k[~cut]
             all_b.append(b)
             all_s.append(s)
             all_k.append(k)
+            all_m.append(np.full(len(s), net, object))
         result = []
         if all_b:
-            boxes, scores, kps = weighted_nms(np.concatenate(all_b), np.concatenate(all_s),
-                                              np.concatenate(all_k), self.iou_threshold)
-            boxes, scores, kps = suppress_contained(boxes, scores, kps)
-            for b, s, k in zip(boxes, scores, kps):
+            boxes, scores, kps, top = weighted_nms(np.concatenate(all_b), np.concatenate(all_s),
+                                                   np.concatenate(all_k), self.iou_threshold, return_top=True)
+            names = np.concatenate(all_m)[top]
+            keep = contained_mask(boxes)
+            boxes, scores, kps, names = boxes[keep], scores[keep], kps[keep], names[keep]
+            for b, s, k, m in zip(boxes, scores, kps, names):
                 x0 = min(max(float(b[0]), 0.0), float(width))
                 y0 = min(max(float(b[1]), 0.0), float(height))
                 x1 = min(max(float(b[2]), 0.0), float(width))
                 y1 = min(max(float(b[3]), 0.0), float(height))
                 if x1 - x0 < 1.0 or y1 - y0 < 1.0:
                     continue
-                result.append(Detection(box=(x0, y0, x1 - x0, y1 - y0), score=float(s), keypoints=k))
+                result.append(Detection(box=(x0, y0, x1 - x0, y1 - y0), score=float(s), keypoints=k, model=str(m)))
         if self.max_track_regions:
             self._remember(result)
         return result

@@ -13,8 +13,9 @@ image (so normally ``right_eye[0] < left_eye[0]``).
 
 Detectors (:data:`DETECTOR_NAMES`):
 
-* ``blazeface`` (default) - MediaPipe BlazeFace short range, 6 keypoints, ~1 ms per frame on ONNX
-  Runtime (see :mod:`fer_perception.blazeface`); range ~2 m, ``tiles=(2, 1)`` etc. for small faces.
+* ``blazeface`` (default) - MediaPipe BlazeFace short range (~1 ms per 128 px view) or full range
+  (``model="full"``, 192 px views, smaller faces), 6 keypoints, with tiling pyramids and a
+  tracking-guided scan (see :mod:`fer_perception.blazeface`).
 * ``haar`` - OpenCV's frontal-face Haar cascade, no extra dependency, no keypoints (alignment then
   estimates the eyes from the box: :func:`fer_perception.preprocessing.estimate_eyes`); tens of ms
   per 640 x 480 frame.
@@ -44,6 +45,9 @@ class Detection:
     box: tuple[float, float, float, float]
     score: float
     keypoints: np.ndarray | None = field(default=None)
+    #: the network that placed the keypoints ("short" / "full" BlazeFace), None for Haar: alignment
+    #: uses the template measured for it (fer_perception.preprocessing.TEMPLATES)
+    model: str | None = None
 
     def _point(self, index: int) -> np.ndarray | None:
         if self.keypoints is None or len(self.keypoints) <= index:

@@ -30,10 +30,11 @@ NODE_KEY = "fer_node"
 
 #: fer_node parameters that build the pipeline (read-only: fixed at start-up).
 PIPELINE_OPTIONS = ("model_path", "backend", "detector", "precision", "threads", "min_face_size", "max_faces",
-                    "detector_model", "detector_tiles", "detector_scan_frames", "detector_track_regions",
+                    "detector_model", "detector_whole_frame_model", "detector_tiles", "detector_scan_frames", "detector_track_regions",
                     "detector_score_threshold")
 #: fer_node parameter -> BlazeFace option (fer_perception.blazeface.BlazeFaceDetector)
-DETECTOR_PARAMS = {"detector_model": "model", "detector_tiles": "tiles", "detector_scan_frames": "scan_frames",
+DETECTOR_PARAMS = {"detector_model": "model", "detector_whole_frame_model": "whole_frame_model",
+                   "detector_tiles": "tiles", "detector_scan_frames": "scan_frames",
                    "detector_track_regions": "max_track_regions", "detector_score_threshold": "score_threshold"}
 
 

@@ -26,7 +26,7 @@ from fer_perception.inference import (
     InferenceBackend,
     create_backend,
 )
-from fer_perception.preprocessing import align_face, box_eye_ratios_for
+from fer_perception.preprocessing import align_detection, align_face, box_eye_ratios_for
 
 __all__ = ["DEFAULT_MODEL_PATH", "FacePipeline", "FaceResult", "PerceptionPipeline", "PipelineInfo",
            "StageTimings"]
@@ -238,7 +238,8 @@ class FacePipeline:
         height, width = bgr.shape[:2]
         crops = []
         for i, det in enumerate(faces):
-            crop = align_face(bgr, det.box, det.keypoints, box_eye_ratios=self._box_eye_ratios)
+            crop = (align_detection(bgr, det) if det.model is not None else
+                    align_face(bgr, det.box, det.keypoints, box_eye_ratios=self._box_eye_ratios))
             self._batch[i, :, :, 0] = crop
             crops.append(crop)
         t2 = time.perf_counter()

@@ -10,11 +10,13 @@ That levels the eye line and reproduces FER2013's tight framing, because the tem
 FER2013's: the median BlazeFace eye positions over 1000 FER2013 training images (procedure and
 numbers in docs/preprocessing.md; reproduce with tools/derive_face_template.py).
 
-When a face is much larger than the output (scale < 0.5, e.g. a 275-px face -> 48 px), the
-transform's source region is first shrunk by an integer factor k = floor(1 / scale) with
-INTER_AREA (OpenCV's fast box-filter path), so the warp that follows runs at scale 0.5..1 and
-does not alias; FER2013's crops are smooth downscales, aliased crops would not look like them. When no eye keypoints are available (Haar detector), the eyes are estimated from the box with
-ratios measured on the same FER2013 sample.
+When a face is larger than the output, the warp writes a k x supersampled crop (k = ceil(1 / scale),
+at most 4) that is then box-averaged k x k (INTER_AREA), and faces more than 4 x the output are first
+shrunk by an integer factor with INTER_AREA: no aliasing (FER2013's crops are smooth downscales) and
+no extra blur (a plain bilinear warp at a fractional offset blurs the 48-px crop by up to half a
+pixel, which cost the model ~1 point on CK+48; docs/preprocessing.md). When no eye keypoints are
+available (Haar detector), the eyes are estimated from the box with ratios measured on the same
+FER2013 sample. BlazeFace full range has its own template (its keypoints sit differently).
 
 Coordinates: points and boxes are continuous pixel coordinates (the image spans 0..W, a pixel's
 centre is at i + 0.5), the convention of the detectors' outputs.
@@ -36,6 +38,19 @@ FACE_SIZE = 48
 # made symmetric: eye height 18.895, inter-ocular distance 17.717, centred on x = 24.
 TEMPLATE_RIGHT_EYE = (15.141, 18.895)
 TEMPLATE_LEFT_EYE = (32.859, 18.895)
+# BlazeFace full range places the eyes of the same faces differently (wider, lower): its own template,
+# from tools/derive_face_template.py --model full --upscale 2 --pad 144 (faces ~1/4 of the view, as in
+# the node's tiles): 965 of the 1000 found; median right eye (14.479, 19.683), left (32.638, 18.941);
+# symmetric: eye height 19.312, inter-ocular distance 18.159.
+TEMPLATE_FULL_RIGHT_EYE = (14.921, 19.312)
+TEMPLATE_FULL_LEFT_EYE = (33.079, 19.312)
+#: eye template per keypoint source (Detection.model); None (Haar, estimated eyes): the short one,
+#: whose FER2013 measurement the Haar box ratios were made against
+TEMPLATES = {
+    "short": (TEMPLATE_RIGHT_EYE, TEMPLATE_LEFT_EYE),
+    "full": (TEMPLATE_FULL_RIGHT_EYE, TEMPLATE_FULL_LEFT_EYE),
+    None: (TEMPLATE_RIGHT_EYE, TEMPLATE_LEFT_EYE),
+}
 
 # Eye centres relative to a detector box (x, y, w, h) when no keypoints are available:
 # right eye at (x + rx * w, y + ey * h), left eye at (x + (1 - rx) * w, y + ey * h).
@@ -43,9 +58,10 @@ TEMPLATE_LEFT_EYE = (32.859, 18.895)
 # to the Haar cascade's box (808 faces both found) and to BlazeFace's own box (986 faces).
 HAAR_BOX_EYE_RATIOS = (0.3147, 0.3979)
 BLAZEFACE_BOX_EYE_RATIOS = (0.283, 0.2755)
+BLAZEFACE_FULL_BOX_EYE_RATIOS = (0.297, 0.3174)  # same run as TEMPLATE_FULL_*
 
-# Below this output/input scale the source region is pre-shrunk with INTER_AREA (anti-aliasing).
-ANTIALIAS_BELOW_SCALE = 0.5
+# Largest supersampling factor of the warp (faces up to this many times the output need no pre-shrink).
+SUPERSAMPLE = 4
 
 
 def estimate_eyes(box: Sequence[float], ratios: tuple[float, float] = HAAR_BOX_EYE_RATIOS):
@@ -98,14 +114,16 @@ def _to_index_matrix(a: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def align_face(image, box: Sequence[float], keypoints=None, *, size: int = FACE_SIZE,
-               box_eye_ratios: tuple[float, float] = HAAR_BOX_EYE_RATIOS) -> np.ndarray:
+               box_eye_ratios: tuple[float, float] = HAAR_BOX_EYE_RATIOS,
+               template: tuple[Sequence[float], Sequence[float]] | None = None) -> np.ndarray:
     """Align one face to a ``size`` x ``size`` (48) uint8 grey crop framed like FER2013.
 
     ``image``: H x W x 3 BGR (or H x W grey) uint8 frame. ``box``: (x, y, w, h) pixels.
     ``keypoints``: K x 2 pixels with the subject's right eye at [0] and left eye at [1] (BlazeFace
     order), or None to estimate the eyes from the box (``box_eye_ratios``, Haar-calibrated by
     default). Keypoints whose eye distance is implausible for the box also fall back to the box.
-    Pixels outside the frame are filled by replicating the border.
+    ``template``: the eye positions in the 48 x 48 output (:data:`TEMPLATES`; default: the one
+    measured for BlazeFace short range). Pixels outside the frame are filled by replicating the border.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
         raise ValueError(f"align_face needs a uint8 H x W (x 3) NumPy image, got "
@@ -118,7 +136,7 @@ def align_face(image, box: Sequence[float], keypoints=None, *, size: int = FACE_
             eyes = ((rx, ry), (lx, ly))
     if eyes is None:
         eyes = estimate_eyes(box, box_eye_ratios)
-    a, t, scale = eye_transform(eyes[0], eyes[1], size)
+    a, t, scale = eye_transform(eyes[0], eyes[1], size, template or TEMPLATES["short"])
 
     # Source region the output covers: the inverse image of the output square, plus 2 px.
     # (A = s R, so A^-1 = R^T / s; the corners' bounding box is centre +- half extent.)
@@ -133,7 +151,15 @@ def align_face(image, box: Sequence[float], keypoints=None, *, size: int = FACE_
     y0 = min(max(int(math.floor(cy - half)), 0), height - 1)
     x1 = max(min(int(math.ceil(cx + half)), width), x0 + 1)
     y1 = max(min(int(math.ceil(cy + half)), height), y0 + 1)
-    factor = int(inv_scale * ANTIALIAS_BELOW_SCALE * 2) if scale < ANTIALIAS_BELOW_SCALE else 1
+    # Resampling without extra blur (the model loses ~1.3 points on CK+48 from one bilinear
+    # half-pixel shift of its 48-px input; docs/preprocessing.md): for a face larger than the output,
+    # warp into a ``k`` x supersampled output (k = ceil(1 / scale), at most SUPERSAMPLE), so the
+    # bilinear warp enlarges (its blur is 1/k of an output pixel), then box-average k x k blocks
+    # (INTER_AREA by an integer factor). Faces more than SUPERSAMPLE x the output are first shrunk by
+    # the integer factor that brings the warp's scale into 1..2 (INTER_AREA: no aliasing).
+    k = min(int(math.ceil(inv_scale - 1e-9)), SUPERSAMPLE) if scale < 1.0 else 1
+    warp_scale = scale * k
+    factor = int(1.0 / warp_scale) if warp_scale < 1.0 else 1
     if factor > 1:
         # Integer-factor INTER_AREA (OpenCV's fast box-filter path) needs sizes divisible by it.
         # Grow the ROI to a multiple of it, or shrink where the frame ends.
@@ -151,8 +177,12 @@ def align_face(image, box: Sequence[float], keypoints=None, *, size: int = FACE_
     if factor > 1:
         grey = cv2.resize(grey, (grey.shape[1] // factor, grey.shape[0] // factor), interpolation=cv2.INTER_AREA)
         a = a * factor
-    return cv2.warpAffine(grey, _to_index_matrix(a, t), (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    if k == 1:
+        return cv2.warpAffine(grey, _to_index_matrix(a, t), (size, size), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+    big = cv2.warpAffine(grey, _to_index_matrix(a * k, t * k), (size * k, size * k), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def to_model_input(crops: np.ndarray | Iterable[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
@@ -205,9 +235,18 @@ def preprocess_photo(bgr: np.ndarray, detector=None) -> np.ndarray | None:
     if not faces:
         return None
     face = max(faces, key=lambda d: d.area)
-    return align_face(image, face.box, face.keypoints, box_eye_ratios=box_eye_ratios_for(det))
+    return align_detection(image, face)
 
 
 def box_eye_ratios_for(detector) -> tuple[float, float]:
     """The box-to-eyes ratios matching a detector's boxes (used when its keypoints are missing)."""
     return BLAZEFACE_BOX_EYE_RATIOS if getattr(detector, "name", "") == "blazeface" else HAAR_BOX_EYE_RATIOS
+
+
+def align_detection(image, detection, *, size: int = FACE_SIZE) -> np.ndarray:
+    """:func:`align_face` of one ``fer_perception.detection.Detection`` with the template and box ratios
+    of the network that found it (``detection.model``: BlazeFace short / full, or None = Haar)."""
+    model = getattr(detection, "model", None)
+    ratios = {"short": BLAZEFACE_BOX_EYE_RATIOS, "full": BLAZEFACE_FULL_BOX_EYE_RATIOS}.get(model, HAAR_BOX_EYE_RATIOS)
+    return align_face(image, detection.box, detection.keypoints, size=size, box_eye_ratios=ratios,
+                      template=TEMPLATES.get(model, TEMPLATES[None]))

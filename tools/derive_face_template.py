@@ -17,7 +17,12 @@ Procedure (recorded with its output in docs/preprocessing.md):
    (y - by) / bh); the medians are the box-to-eyes ratios used when keypoints are missing. Same for
    BlazeFace's own box, used when a BlazeFace detection's keypoints are implausible.
 
+For BlazeFace full range (``--model full``, the model of the node's tiles and re-detection views,
+which finds small faces and misses many that fill the frame) the faces are upscaled x2 only and
+padded to 4 x their size (``--upscale 2 --pad 144``: faces ~1/4 of the view, where it is used).
+
 Usage: python tools/derive_face_template.py [--npz ../shared/data/fer2013.npz] [--samples 1000]
+       python tools/derive_face_template.py --model full --upscale 2 --pad 144
 """
 
 from __future__ import annotations
@@ -44,29 +49,33 @@ def main(argv=None) -> int:
     parser.add_argument("--npz", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "fer2013.npz")
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", choices=["short", "full"], default="short", help="BlazeFace model")
+    parser.add_argument("--upscale", type=int, default=UPSCALE)
+    parser.add_argument("--pad", type=int, default=PAD)
     args = parser.parse_args(argv)
 
     with np.load(args.npz) as z:
         images, split = z["images"], z["split"]
     train = np.flatnonzero(split == "train")
     sel = np.random.default_rng(args.seed).choice(train, args.samples, replace=False)
-    blaze = create_detector("blazeface", backend="onnxruntime")
+    blaze = create_detector("blazeface", backend="onnxruntime", model=args.model)
+    up, pad = args.upscale, args.pad
     haar = create_detector("haar")
 
     eyes, haar_rel, blaze_rel, blaze_boxes = [], [], [], []
     for i in sel:
-        big = cv2.resize(images[i], (48 * UPSCALE, 48 * UPSCALE), interpolation=cv2.INTER_CUBIC)
-        big = cv2.copyMakeBorder(big, PAD, PAD, PAD, PAD, cv2.BORDER_CONSTANT, value=0)
+        big = cv2.resize(images[i], (48 * up, 48 * up), interpolation=cv2.INTER_CUBIC)
+        big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
         bgr = cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
         dets = blaze.detect(bgr)
         if not dets:
             continue
         det = dets[0]
         right, left = det.right_eye, det.left_eye
-        eyes.append(np.concatenate([(right - PAD) / UPSCALE, (left - PAD) / UPSCALE]))
+        eyes.append(np.concatenate([(right - pad) / up, (left - pad) / up]))
         bx, by, bw, bh = det.box
         blaze_rel.append([(right[0] - bx) / bw, (right[1] - by) / bh, (left[0] - bx) / bw, (left[1] - by) / bh])
-        blaze_boxes.append([(bx - PAD) / UPSCALE, (by - PAD) / UPSCALE, bw / UPSCALE, bh / UPSCALE])
+        blaze_boxes.append([(bx - pad) / up, (by - pad) / up, bw / up, bh / up])
         hd = haar.detect(bgr)
         if hd:
             hx, hy, hw, hh = max(hd, key=lambda d: d.area).box
@@ -87,6 +96,9 @@ def main(argv=None) -> int:
     report = {
         "samples": int(args.samples),
         "seed": args.seed,
+        "model": args.model,
+        "upscale": up,
+        "pad": pad,
         "blazeface_found": int(len(eyes)),
         "median_eyes_48px": {"right": med[:2].round(3).tolist(), "left": med[2:].round(3).tolist()},
         "iqr_eyes_48px": {"right": (q3 - q1)[:2].round(3).tolist(), "left": (q3 - q1)[2:].round(3).tolist()},
