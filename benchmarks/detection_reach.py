@@ -4,6 +4,7 @@ configuration. Real faces pasted into real frames at known boxes (benchmarks/fac
     .venv/bin/python benchmarks/detection_reach.py                       # every configuration in CONFIGS
     .venv/bin/python benchmarks/detection_reach.py --configs default --placements 60
     .venv/bin/python benchmarks/detection_reach.py --no-doc --json /tmp/reach.json
+    .venv/bin/python benchmarks/detection_reach.py --from-json /tmp/reach.json --command "..."   # re-render
 
 Per cell (frame size x face size): ``--placements`` faces (several per frame, not overlapping),
 each a random source face (photos and video close shots: several identities and head poses), at a
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import shlex
 import sys
@@ -160,7 +162,7 @@ def measure(configs: dict[str, dict], placements: int, seed: int, fps: float, wi
             row = {"config": name, "options": options, "width": width, "height": height, "cells": cells,
                    "fp_per_frame": all_fp / max(all_calls, 1), "calls": all_calls,
                    "mean_ms": float(np.mean(all_times)), "p95_ms": float(np.percentile(all_times, 95)),
-                   "stateful": stateful}
+                   "stateful": stateful, "load1": os.getloadavg()[0]}
             if stateful and first:
                 row["first_frames_median"] = float(np.median(first))
                 row["first_frames_p95"] = float(np.percentile(first, 95))
@@ -207,10 +209,18 @@ def markdown(rows: list[dict], command: str, placements: int, fps: float, window
            f"Machine: {platform.machine()}, {platform.python_version()}, ONNX Runtime, 1 thread; {placements} placements "
            f"per cell (fewer where the face does not fit); stateful (tracking-guided) rows: each scene shown for "
            f"{window_s:g} s at {fps:g} fps, a face counts when found within it.", ""]
+    loads = [r["load1"] for r in rows if "load1" in r]
+    if loads:
+        out[-1] += (f" 1-minute load average of this {os.cpu_count()}-CPU machine while measuring: "
+                    f"{min(loads):.1f}-{max(loads):.1f} (other jobs share it): absolute ms are inflated accordingly; "
+                    "the ratio to the old default's mean in the same run is the figure to compare.")
+        out.append("")
     options = {r["config"]: r["options"] for r in rows}
     out += ["Configurations: " + "; ".join(f"**{n}** = `{json.dumps(o)}`" for n, o in options.items()), ""]
-    out.append("| config | frame | " + " | ".join(f"{s} px" for s in sizes) + " | FP/frame | mean ms | p95 ms | first detection (frames: median / p95) |")
-    out.append("|---|---|" + "---|" * len(sizes) + "---|---|---|---|")
+    out.append("| config | frame | " + " | ".join(f"{s} px" for s in sizes)
+               + " | FP/frame | mean ms | p95 ms | mean / old default's | first detection (frames: median / p95) |")
+    out.append("|---|---|" + "---|" * len(sizes) + "---|---|---|---|---|")
+    base = {r["width"]: r["mean_ms"] for r in rows if r["config"] == "short (old default)"}
     for r in rows:
         cells = []
         for s in sizes:
@@ -218,9 +228,19 @@ def markdown(rows: list[dict], command: str, placements: int, fps: float, window
             cells.append("-" if c is None else f"{100 * c['recall']:.0f} ({100 * c['lo']:.0f}-{100 * c['hi']:.0f})")
         first = (f"{r['first_frames_median']:.0f} / {r['first_frames_p95']:.0f}" if r.get("first_frames_p95") is not None
                  else "every frame")
+        ratio = f"{r['mean_ms'] / base[r['width']]:.1f}x" if r["width"] in base else "-"
         out.append(f"| {r['config']} | {r['width']}x{r['height']} | " + " | ".join(cells)
-                   + f" | {r['fp_per_frame']:.3f} | {r['mean_ms']:.1f} | {r['p95_ms']:.1f} | {first} |")
-    out += ["", "Recall in % (95 % Wilson interval). Against the goals, at the defaults:", ""]
+                   + f" | {r['fp_per_frame']:.3f} | {r['mean_ms']:.1f} | {r['p95_ms']:.1f} | {ratio} | {first} |")
+    out += ["", "Recall in % (95 % Wilson interval). The same cells by variant, found / placed "
+            "(plain / motion blur / low light):", "",
+            "| config | frame | " + " | ".join(f"{s} px" for s in sizes) + " |", "|---|---|" + "---|" * len(sizes)]
+    for r in rows:
+        cells = []
+        for s in sizes:
+            v = (r["cells"].get(s) or {}).get("by_variant") or {}
+            cells.append(" / ".join(f"{v[n][0]}/{v[n][1]}" for n in fs.VARIANTS if n in v) or "-")
+        out.append(f"| {r['config']} | {r['width']}x{r['height']} | " + " | ".join(cells) + " |")
+    out += ["", "Against the goals, at the defaults:", ""]
     out += goal_lines(rows, fps) or ["* (the default configuration was not run)"]
     return "\n".join(out)
 
@@ -231,7 +251,10 @@ def plot(rows: list[dict], path: Path, config: str = "default") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import NullFormatter
+
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    colours = {}
     for r in rows:
         if r["config"] != config:
             continue
@@ -240,15 +263,23 @@ def plot(rows: list[dict], path: Path, config: str = "default") -> None:
         lo = [100 * r["cells"][s]["lo"] for s in sizes]
         hi = [100 * r["cells"][s]["hi"] for s in sizes]
         line, = ax.plot(sizes, rec, marker="o", label=f"{r['width']}x{r['height']}")
+        colours[r["width"]] = line.get_color()
         ax.fill_between(sizes, lo, hi, alpha=0.15, color=line.get_color())
+    for r in rows:  # the old default, dashed, for comparison
+        if r["config"] == "short (old default)" and r["width"] in colours:
+            sizes = sorted(r["cells"])
+            ax.plot(sizes, [100 * r["cells"][s]["recall"] for s in sizes], ls="--", lw=1, color=colours[r["width"]],
+                    label=f"{r['width']}x{r['height']}, old default (short range, one view)")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.axhline(95, color="grey", lw=0.8, ls="--")
     ax.set_xscale("log")
     ax.set_xticks(FACE_SIZES, [str(s) for s in FACE_SIZES])
+    ax.minorticks_off()
     ax.set_xlabel("face size (px, BlazeFace box)")
     ax.set_ylabel("recall % (IoU >= 0.5)")
     ax.set_ylim(0, 102)
-    ax.set_title(f"Detection reach at the defaults ({config})")
-    ax.legend(loc="lower right")
+    ax.set_title("Detection reach at the node defaults (solid) vs the old default (dashed)")
+    ax.legend(loc="lower right", fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -267,7 +298,21 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", nargs="*", type=int, default=None)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--from-json", type=Path, help="render the doc block and figure from a saved --json run")
+    parser.add_argument("--command", help="with --from-json: the command that made the run")
     args = parser.parse_args(argv)
+    if args.from_json:
+        rows = json.loads(args.from_json.read_text())
+        for r in rows:
+            r["cells"] = {int(k): v for k, v in r["cells"].items()}
+        text = markdown(rows, args.command or "(see --json)", args.placements, args.fps, args.window)
+        print(text)
+        if not args.no_doc:
+            import rosharness as rh
+
+            rh.replace_doc_block(DOC, BEGIN, END, text, heading=HEADING)
+            plot(rows, FIGURE)
+        return 0
 
     configs = dict(CONFIGS)
     if not args.configs or any(c.startswith("default") for c in args.configs):
