@@ -26,10 +26,10 @@ from fer_perception.inference import (
     InferenceBackend,
     create_backend,
 )
-from fer_perception.preprocessing import align_face, box_eye_ratios_for
+from fer_perception.preprocessing import align_face, box_eye_ratios_for, to_model_input
 
-__all__ = ["DEFAULT_MODEL_PATH", "FacePipeline", "FaceResult", "PerceptionPipeline", "PipelineInfo",
-           "StageTimings"]
+__all__ = ["DEFAULT_MODEL_PATH", "FaceClassifier", "FacePipeline", "FaceResult", "PerceptionPipeline",
+           "PipelineInfo", "StageTimings"]
 
 DEFAULT_MIN_FACE_SIZE = 24
 DEFAULT_MAX_FACES = 8
@@ -129,6 +129,18 @@ class PerceptionPipeline(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class FaceClassifier(Protocol):
+    """Faces aligned elsewhere in, probabilities out: what fer_node's REP-155 input mode needs (the
+    faces come from another detector's topics, re-aligned by fer_perception.hri)."""
+
+    labels: tuple[str, ...]
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """N x 48 x 48 uint8 aligned grey faces -> N x K float32 probabilities, in ONE inference call."""
+        ...
+
+
 def _int_box(box, width: int, height: int) -> tuple[int, int, int, int]:
     x0 = int(round(min(max(box[0], 0.0), width)))
     y0 = int(round(min(max(box[1], 0.0), height)))
@@ -221,6 +233,13 @@ class FacePipeline:
         """Release the runtimes' device resources (TensorRT); a no-op on CPU runtimes."""
         self.backend.close()
         self.detector.close()
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """FaceClassifier: one batched inference of faces aligned elsewhere (N x 48 x 48 uint8)."""
+        crops = np.asarray(crops)
+        if crops.shape[0] == 0:
+            return np.empty((0, len(self.labels)), np.float32)
+        return self.backend.predict(to_model_input(crops))
 
     def select(self, detections: list[Detection]) -> list[Detection]:
         """The detections ``process`` keeps: large enough, the ``max_faces`` largest, largest first."""

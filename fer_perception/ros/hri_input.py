@@ -1,0 +1,219 @@
+"""REP-155 input mode of fer_node (``input_mode: rep155``): a drop-in emotion recogniser for an
+existing ROS4HRI stack.
+
+The node does no detection of its own. It follows ``/humans/faces/tracked`` (hri_msgs/IdsList) of
+another detector (hri_face_detect's contract) and, for every listed face, subscribes to
+``/humans/faces/<id>/roi``, ``/landmarks`` and ``/cropped``. It does not use the detector's
+``/aligned`` image (that follows the detector's template, not the FER2013 framing the model was
+trained on): each face is re-aligned from roi + landmarks + cropped with this project's
+preprocessing (fer_perception.hri.realign_rep155). The faces of one frame arrive on separate
+topics; fer_perception.hri.StampGrouper groups them by header stamp, with a bounded wait
+(``rep155_max_wait``), and each frame's faces go to the model in ONE inference call. Per face it
+publishes ``/humans/faces/<id>/expression`` (hri_msgs/Expression, the source header, latched),
+smoothed per face id like the node's own tracks; a face's subscriptions and publisher are removed
+when it leaves ``tracked``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from fer_perception.errors import ImageConversionError
+from fer_perception.hri import (
+    FrameGroup,
+    StampGrouper,
+    eyes_from_landmarks,
+    realign_rep155,
+    rep155_expression,
+    stamp_ns,
+)
+from fer_perception.image_conversion import image_to_bgr
+from fer_perception.labels import valence_arousal
+from fer_perception.pipeline import FaceClassifier
+from fer_perception.ros.hri_output import FACES_NS, LATCHED, hri_messages
+from fer_perception.smoothing import SmoothingConfig, TrackSmoother
+from fer_perception.stats import PipelineStats
+
+#: Subscriptions to the detector: reliable like hri_face_detect's publishers (a best-effort
+#: publisher would not match; REP-155 does not fix a QoS); volatile also matches latched ones.
+DETECTOR_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
+                          history=HistoryPolicy.KEEP_LAST)
+
+
+def _header_ns(msg: Any) -> int:
+    return stamp_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)
+
+
+class HriInput:
+    """Subscriptions, grouping, re-alignment, one batched inference per frame, Expression output."""
+
+    def __init__(self, node: Node, classifier: FaceClassifier, smoothing: SmoothingConfig, max_wait: float,
+                 stats: PipelineStats, *, on_bad_input: Callable[[str, Exception], None],
+                 on_backend_error: Callable[[Exception], None]) -> None:
+        self.msgs = hri_messages()
+        self.node = node
+        self.classifier = classifier
+        self.labels = tuple(classifier.labels)
+        self.smoother = TrackSmoother(smoothing)
+        self.stats = stats
+        self._on_bad_input = on_bad_input
+        self._on_backend_error = on_backend_error
+        self.grouper = StampGrouper(max_wait)
+        self._lock = threading.Lock()
+        self._group = MutuallyExclusiveCallbackGroup()
+        self._faces: dict[str, list[Any]] = {}  # id -> its subscriptions
+        self._expression_pubs: dict[str, Any] = {}
+        self._tracked_sub = None
+        self._timer = None
+        self._queue: queue.Queue[FrameGroup | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self.frames = 0  # frames classified (for tests and the benchmark)
+        self.inference_calls = 0
+
+    # --- start / stop ----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._tracked_sub is not None:
+            return
+        self._worker = threading.Thread(target=self._work, name="fer_rep155_worker", daemon=True)
+        self._worker.start()
+        self._tracked_sub = self.node.create_subscription(
+            self.msgs.IdsList, f"{FACES_NS}/tracked", self._on_tracked, DETECTOR_QOS, callback_group=self._group)
+        period = max(self.grouper.max_wait / 4.0, 0.002)
+        self._timer = self.node.create_timer(period, self._flush, callback_group=self._group)
+
+    def stop(self) -> None:
+        if self._tracked_sub is None:
+            return
+        self.node.destroy_subscription(self._tracked_sub)
+        self.node.destroy_timer(self._timer)
+        self._tracked_sub = self._timer = None
+        for face_id in list(self._faces):
+            self._drop_face(face_id)
+        self._queue.put(None)
+        if self._worker is not None:
+            self._worker.join(timeout=5)
+        self._worker = None
+        with self._lock:
+            self.grouper = StampGrouper(self.grouper.max_wait, self.grouper.max_pending)
+        self.smoother.reset()
+
+    def set_smoothing(self, config: SmoothingConfig) -> None:
+        self.smoother.reconfigure(config)
+
+    def tracked_faces(self) -> list[str]:
+        return sorted(self._faces)
+
+    # --- subscriptions ---------------------------------------------------------------------------
+    def _on_tracked(self, msg: Any) -> None:
+        ids = [str(i) for i in msg.ids]
+        now = time.monotonic()
+        for face_id in ids:
+            if face_id not in self._faces:
+                self._add_face(face_id)
+        gone = [i for i in self._faces if i not in ids]
+        for face_id in gone:
+            self._drop_face(face_id)
+        with self._lock:
+            self.grouper.forget(gone)
+            self.grouper.add_tracked(_header_ns(msg), ids, now)
+        self._flush()
+
+    def _add_face(self, face_id: str) -> None:
+        ns, m = f"{FACES_NS}/{face_id}", self.msgs
+
+        def part(name: str):
+            return lambda msg: self._on_part(face_id, name, msg)
+
+        self._faces[face_id] = [
+            self.node.create_subscription(m.NormalizedRegionOfInterest2D, f"{ns}/roi", part("roi"), DETECTOR_QOS,
+                                          callback_group=self._group),
+            self.node.create_subscription(m.FacialLandmarks, f"{ns}/landmarks", part("landmarks"), DETECTOR_QOS,
+                                          callback_group=self._group),
+            self.node.create_subscription(Image, f"{ns}/cropped", part("cropped"), DETECTOR_QOS,
+                                          callback_group=self._group),
+        ]
+        self._expression_pubs[face_id] = self.node.create_publisher(m.Expression, f"{ns}/expression", LATCHED)
+
+    def _drop_face(self, face_id: str) -> None:
+        for sub in self._faces.pop(face_id, []):
+            self.node.destroy_subscription(sub)
+        pub = self._expression_pubs.pop(face_id, None)
+        if pub is not None:
+            self.node.destroy_publisher(pub)
+        self.smoother.forget([face_id])
+
+    def _on_part(self, face_id: str, name: str, msg: Any) -> None:
+        with self._lock:
+            self.grouper.add_part(_header_ns(msg), face_id, name, msg, time.monotonic())
+        self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            groups = self.grouper.pop_ready(time.monotonic())
+        for g in groups:
+            self._queue.put(g)
+
+    # --- the worker ------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            group = self._queue.get()
+            if group is None:
+                return
+            try:
+                self._classify(group)
+            except Exception as e:  # a bug, not bad input: reported, the worker goes on
+                self._on_backend_error(e)
+
+    def _realign(self, parts: dict[str, Any]) -> np.ndarray:
+        roi_msg = parts["roi"]
+        roi = (roi_msg.xmin, roi_msg.ymin, roi_msg.xmax, roi_msg.ymax)
+        eyes, aspect = None, None
+        landmarks = parts.get("landmarks")
+        if landmarks is not None:
+            eyes = eyes_from_landmarks([(p.x, p.y, p.c) for p in landmarks.landmarks])
+            if landmarks.width > 0 and landmarks.height > 0 and roi[3] > roi[1]:
+                aspect = (roi[2] - roi[0]) * landmarks.width / ((roi[3] - roi[1]) * landmarks.height)
+        return realign_rep155(image_to_bgr(parts["cropped"]), roi, eyes, aspect)
+
+    def _classify(self, group: FrameGroup) -> None:
+        started = time.monotonic()
+        self.stats.on_received(started, False)
+        ids, crops, headers = [], [], []
+        for face_id, parts in group.ready_faces().items():
+            try:
+                crops.append(self._realign(parts))
+            except (ImageConversionError, ValueError) as e:
+                self._on_bad_input("rep155_face", e)
+                continue
+            ids.append(face_id)
+            headers.append(parts["cropped"].header)
+        t_aligned = time.monotonic()
+        probs = self.classifier.classify(np.stack(crops)) if crops else np.empty((0, len(self.labels)), np.float32)
+        self.inference_calls += int(bool(crops))
+        t_inferred = time.monotonic()
+        m = self.msgs
+        for face_id, header, p in zip(ids, headers, probs):
+            pub = self._expression_pubs.get(face_id)
+            if pub is None:  # left tracked meanwhile
+                continue
+            s = self.smoother.update(face_id, p)
+            valence, arousal = valence_arousal(s.probabilities, self.labels)
+            pub.publish(m.Expression(header=header, expression=rep155_expression(s.label), valence=float(valence),
+                                     arousal=float(arousal), confidence=float(s.confidence)))
+        done = time.monotonic()
+        self.frames += 1
+        age = (self.node.get_clock().now().nanoseconds - group.stamp) * 1e-9 if group.stamp else None
+        if age is not None and not 0.0 <= age < 60.0:  # another clock (sim time, recorded data)
+            age = None
+        self.stats.on_processed(done, done - group.first_seen, len(ids), age,
+                                {"align": t_aligned - started, "infer": t_inferred - t_aligned,
+                                 "total": done - started})
