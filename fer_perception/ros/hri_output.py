@@ -19,6 +19,7 @@ depth 1: a late subscriber gets the last message) and are destroyed when their t
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -66,10 +67,16 @@ class HriOutput:
         self.ids = ids
         self.face_size = face_size
         self._faces: dict[str, _FaceTopics] = {}
+        self._ended: list[_FaceTopics] = []
+        self._lock = threading.Lock()
         self._tracked_pub = node.create_publisher(self.msgs.IdsList, f"{FACES_NS}/tracked", LATCHED)
+        # Ended faces' publishers are destroyed on the executor's thread: destroying them from the
+        # frame worker while the executor waits on their QoS-event handles blocks the worker.
+        self._reaper = node.create_timer(0.1, self._destroy_ended)
 
     def _topics(self, face_id: str) -> _FaceTopics:
-        topics = self._faces.get(face_id)
+        with self._lock:
+            topics = self._faces.get(face_id)
         if topics is None:
             ns, n, m = f"{FACES_NS}/{face_id}", self.node, self.msgs
             topics = self._faces[face_id] = _FaceTopics(
@@ -104,17 +111,22 @@ class HriOutput:
         self._tracked_pub.publish(m.IdsList(header=header, ids=list(tracked)))
 
     def end(self, face_ids: Iterable[str]) -> None:
-        """Tear down the topics of faces whose track ended."""
-        for face_id in face_ids:
-            self._destroy(face_id)
+        """Tear down the topics of faces whose track ended (within 0.1 s, on the executor)."""
+        with self._lock:
+            for face_id in face_ids:
+                topics = self._faces.pop(face_id, None)
+                if topics is not None:
+                    self._ended.append(topics)
 
-    def _destroy(self, face_id: str) -> None:
-        topics = self._faces.pop(face_id, None)
-        if topics is not None:
+    def _destroy_ended(self) -> None:
+        with self._lock:
+            ended, self._ended = self._ended, []
+        for topics in ended:
             for pub in topics.all():
                 self.node.destroy_publisher(pub)
 
     def close(self) -> None:
-        for face_id in list(self._faces):
-            self._destroy(face_id)
+        self.end(list(self._faces))
+        self._destroy_ended()
+        self.node.destroy_timer(self._reaper)
         self.node.destroy_publisher(self._tracked_pub)
