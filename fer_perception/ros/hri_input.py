@@ -76,7 +76,9 @@ class HriInput:
         self._timer = None
         self._queue: queue.Queue[FrameGroup | None] = queue.Queue()
         self._worker: threading.Thread | None = None
-        self.frames = 0  # frames classified (for tests and the benchmark)
+        self._pub_lock = threading.Lock()  # expression publishers: used by the worker, removed by the executor
+        self.frames = 0  # frames handled (for tests and the benchmark)
+        self.frames_with_faces = 0
         self.inference_calls = 0
 
     # --- start / stop ----------------------------------------------------------------------------
@@ -141,14 +143,17 @@ class HriInput:
             self.node.create_subscription(Image, f"{ns}/cropped", part("cropped"), DETECTOR_QOS,
                                           callback_group=self._group),
         ]
-        self._expression_pubs[face_id] = self.node.create_publisher(m.Expression, f"{ns}/expression", LATCHED)
+        pub = self.node.create_publisher(m.Expression, f"{ns}/expression", LATCHED)
+        with self._pub_lock:
+            self._expression_pubs[face_id] = pub
 
     def _drop_face(self, face_id: str) -> None:
         for sub in self._faces.pop(face_id, []):
             self.node.destroy_subscription(sub)
-        pub = self._expression_pubs.pop(face_id, None)
-        if pub is not None:
-            self.node.destroy_publisher(pub)
+        with self._pub_lock:
+            pub = self._expression_pubs.pop(face_id, None)
+            if pub is not None:
+                self.node.destroy_publisher(pub)
         self.smoother.forget([face_id])
 
     def _on_part(self, face_id: str, name: str, msg: Any) -> None:
@@ -199,16 +204,18 @@ class HriInput:
         t_aligned = time.monotonic()
         probs = self.classifier.classify(np.stack(crops)) if crops else np.empty((0, len(self.labels)), np.float32)
         self.inference_calls += int(bool(crops))
+        self.frames_with_faces += int(bool(crops))
         t_inferred = time.monotonic()
         m = self.msgs
         for face_id, header, p in zip(ids, headers, probs):
-            pub = self._expression_pubs.get(face_id)
-            if pub is None:  # left tracked meanwhile
-                continue
             s = self.smoother.update(face_id, p)
             valence, arousal = valence_arousal(s.probabilities, self.labels)
-            pub.publish(m.Expression(header=header, expression=rep155_expression(s.label), valence=float(valence),
-                                     arousal=float(arousal), confidence=float(s.confidence)))
+            msg = m.Expression(header=header, expression=rep155_expression(s.label), valence=float(valence),
+                               arousal=float(arousal), confidence=float(s.confidence))
+            with self._pub_lock:
+                pub = self._expression_pubs.get(face_id)
+                if pub is not None:  # else it left tracked meanwhile
+                    pub.publish(msg)
         done = time.monotonic()
         self.frames += 1
         age = (self.node.get_clock().now().nanoseconds - group.stamp) * 1e-9 if group.stamp else None
