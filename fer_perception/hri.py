@@ -246,6 +246,19 @@ def realign_rep155(cropped: np.ndarray, roi: Sequence[float], eyes=None, box_asp
                       size=FACE_SIZE, box_eye_ratios=box_eye_ratios)
 
 
+def realign_face_topics(cropped: np.ndarray, roi: Sequence[float], points: Sequence[Sequence[float]] | None,
+                        image_width: int = 0, image_height: int = 0) -> np.ndarray:
+    """realign_rep155 from what one face's topics carry: ``cropped`` image, normalised ``roi``
+    (xmin, ymin, xmax, ymax), FacialLandmarks ``points`` [(x, y, c)] * 70 or None, and that
+    message's image ``width``/``height`` (0 = unknown: the box aspect is read from the crop)."""
+    eyes = eyes_from_landmarks(points) if points is not None else None
+    aspect = None
+    xmin, ymin, xmax, ymax = (float(v) for v in roi)
+    if image_width > 0 and image_height > 0 and ymax > ymin:
+        aspect = (xmax - xmin) * image_width / ((ymax - ymin) * image_height)
+    return realign_rep155(cropped, roi, eyes, aspect)
+
+
 # --- REP-155 in: grouping one frame's faces ---------------------------------------------------------------
 
 #: The per-face parts a group needs before its faces can be classified (landmarks too, for faces

@@ -31,8 +31,7 @@ from fer_perception.errors import ImageConversionError
 from fer_perception.hri import (
     FrameGroup,
     StampGrouper,
-    eyes_from_landmarks,
-    realign_rep155,
+    realign_face_topics,
     rep155_expression,
     stamp_ns,
 )
@@ -179,15 +178,11 @@ class HriInput:
                 self._on_backend_error(e)
 
     def _realign(self, parts: dict[str, Any]) -> np.ndarray:
-        roi_msg = parts["roi"]
-        roi = (roi_msg.xmin, roi_msg.ymin, roi_msg.xmax, roi_msg.ymax)
-        eyes, aspect = None, None
-        landmarks = parts.get("landmarks")
-        if landmarks is not None:
-            eyes = eyes_from_landmarks([(p.x, p.y, p.c) for p in landmarks.landmarks])
-            if landmarks.width > 0 and landmarks.height > 0 and roi[3] > roi[1]:
-                aspect = (roi[2] - roi[0]) * landmarks.width / ((roi[3] - roi[1]) * landmarks.height)
-        return realign_rep155(image_to_bgr(parts["cropped"]), roi, eyes, aspect)
+        r, landmarks = parts["roi"], parts.get("landmarks")
+        points = None if landmarks is None else [(p.x, p.y, p.c) for p in landmarks.landmarks]
+        return realign_face_topics(image_to_bgr(parts["cropped"]), (r.xmin, r.ymin, r.xmax, r.ymax), points,
+                                   landmarks.width if landmarks is not None else 0,
+                                   landmarks.height if landmarks is not None else 0)
 
     def _classify(self, group: FrameGroup) -> None:
         started = time.monotonic()

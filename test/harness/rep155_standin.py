@@ -85,6 +85,28 @@ def their_aligned(bgr: np.ndarray, face: StandinFace, size: int = CROP_SIZE) -> 
     return letterbox(roi, size)
 
 
+@dataclass
+class FaceTopicsData:
+    """What the stand-in publishes for one face, as plain values (also used without ROS by the
+    accuracy gate, test/core/test_rep155_gate.py)."""
+
+    roi: tuple[float, float, float, float]  # xmin, ymin, xmax, ymax normalised
+    points: dict[int, tuple[float, float]]  # FacialLandmarks index -> normalised (x, y)
+    width: int
+    height: int
+    cropped: np.ndarray  # bgr8 128 x 128, letterboxed
+
+
+def face_topics_data(bgr: np.ndarray, face: StandinFace) -> FaceTopicsData:
+    H, W = bgr.shape[:2]
+    x, y, w, h = face.box
+    points = {}
+    for index, (px, py) in zip((RIGHT_PUPIL, LEFT_PUPIL, NOSE, MOUTH_OUTER_RIGHT, MOUTH_OUTER_LEFT), face.keypoints):
+        px, py = min(max(int(px), 0), W - 1), min(max(int(py), 0), H - 1)  # integer pixels, like the detector
+        points[index] = (px / W, py / H)
+    return FaceTopicsData((x / W, y / H, (x + w) / W, (y + h) / H), points, W, H, letterbox(bgr[y:y + h, x:x + w]))
+
+
 class Rep155Standin:
     """Publishes REP-155 face topics from an rclpy node (see the module docstring)."""
 
@@ -130,24 +152,21 @@ class Rep155Standin:
         """One frame: ``faces`` id -> detection; ``retained`` ids listed in tracked without images."""
         from fer_perception.ros.image_msgs import numpy_to_image
 
-        H, W = bgr.shape[:2]
         m = self.m
         for face_id, face in faces.items():
             pubs = self._publishers(face_id)
-            x, y, w, h = face.box
-            roi = m["Roi"](header=header, xmin=x / W, ymin=y / H, xmax=(x + w) / W, ymax=(y + h) / H,
-                           c=float(face.score))
-            pubs["roi"].publish(roi)
-            lm = m["FacialLandmarks"](header=header, width=W, height=H)
+            data = face_topics_data(bgr, face)
+            xmin, ymin, xmax, ymax = data.roi
+            pubs["roi"].publish(m["Roi"](header=header, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax,
+                                         c=float(face.score)))
+            lm = m["FacialLandmarks"](header=header, width=data.width, height=data.height)
             points = [m["Point"]() for _ in range(70)]
-            for index, (px, py) in zip((RIGHT_PUPIL, LEFT_PUPIL, NOSE, MOUTH_OUTER_RIGHT, MOUTH_OUTER_LEFT),
-                                       face.keypoints):
-                px, py = min(max(int(px), 0), W - 1), min(max(int(py), 0), H - 1)
-                points[index] = m["Point"](x=px / W, y=py / H, c=float(face.score))
+            for index, (px, py) in data.points.items():
+                points[index] = m["Point"](x=px, y=py, c=float(face.score))
             lm.landmarks = points
             pubs["landmarks"].publish(lm)
             if pubs["cropped"].get_subscription_count() > 0:
-                pubs["cropped"].publish(numpy_to_image(letterbox(bgr[y:y + h, x:x + w]), "bgr8", header=header))
+                pubs["cropped"].publish(numpy_to_image(data.cropped, "bgr8", header=header))
             if pubs["aligned"].get_subscription_count() > 0:
                 pubs["aligned"].publish(numpy_to_image(their_aligned(bgr, face), "bgr8", header=header))
         self.tracked_pub.publish(m["IdsList"](header=header, ids=list(faces) + list(retained)))
