@@ -16,7 +16,6 @@ when it leaves ``tracked``.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from typing import Any, Callable
@@ -37,6 +36,7 @@ from fer_perception.hri import (
 )
 from fer_perception.image_conversion import image_to_bgr
 from fer_perception.labels import valence_arousal
+from fer_perception.newest_frame import NewestFrameWorker
 from fer_perception.pipeline import FaceClassifier
 from fer_perception.ros.hri_output import FACES_NS, LATCHED, hri_messages
 from fer_perception.smoothing import SmoothingConfig, TrackSmoother
@@ -73,8 +73,10 @@ class HriInput:
         self._expression_pubs: dict[str, Any] = {}
         self._tracked_sub = None
         self._timer = None
-        self._queue: queue.Queue[FrameGroup | None] = queue.Queue()
-        self._worker: threading.Thread | None = None
+        # The newest complete frame only, like the camera path: a slow machine drops frames (counted
+        # in diagnostics) instead of building a backlog.
+        self._worker = NewestFrameWorker(lambda group, _received: self._classify(group), self._on_worker_error,
+                                         name="fer_rep155_worker")
         self._pub_lock = threading.Lock()  # expression publishers: used by the worker, removed by the executor
         self.frames = 0  # frames handled (for tests and the benchmark)
         self.frames_with_faces = 0
@@ -84,7 +86,6 @@ class HriInput:
     def start(self) -> None:
         if self._tracked_sub is not None:
             return
-        self._worker = threading.Thread(target=self._work, name="fer_rep155_worker", daemon=True)
         self._worker.start()
         self._tracked_sub = self.node.create_subscription(
             self.msgs.IdsList, f"{FACES_NS}/tracked", self._on_tracked, DETECTOR_QOS, callback_group=self._group)
@@ -99,10 +100,7 @@ class HriInput:
         self._tracked_sub = self._timer = None
         for face_id in list(self._faces):
             self._drop_face(face_id)
-        self._queue.put(None)
-        if self._worker is not None:
-            self._worker.join(timeout=5)
-        self._worker = None
+        self._worker.stop()
         with self._lock:
             self.grouper = StampGrouper(self.grouper.max_wait, self.grouper.max_pending)
         self.smoother.reset()
@@ -164,18 +162,15 @@ class HriInput:
         with self._lock:
             groups = self.grouper.pop_ready(time.monotonic())
         for g in groups:
-            self._queue.put(g)
+            self.stats.on_received(g.first_seen, self._worker.offer(g, g.first_seen))
 
     # --- the worker ------------------------------------------------------------------------------
-    def _work(self) -> None:
-        while True:
-            group = self._queue.get()
-            if group is None:
-                return
-            try:
-                self._classify(group)
-            except Exception as e:  # a bug, not bad input: reported, the worker goes on
-                self._on_backend_error(e)
+    def _on_worker_error(self, error: Exception) -> bool:
+        """A bug, not bad input: reported; the worker goes on unless shutting down."""
+        if not self.node.context.ok():
+            return False
+        self._on_backend_error(error)
+        return True
 
     def _realign(self, parts: dict[str, Any]) -> np.ndarray:
         r, landmarks = parts["roi"], parts.get("landmarks")
@@ -186,7 +181,6 @@ class HriInput:
 
     def _classify(self, group: FrameGroup) -> None:
         started = time.monotonic()
-        self.stats.on_received(started, False)
         ids, crops, headers = [], [], []
         for face_id, parts in group.ready_faces().items():
             try:
