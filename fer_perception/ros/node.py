@@ -314,8 +314,10 @@ class FerRosShell:
         if self.params["enabled"]:
             self._subscribe()
         self.log.info(
-            f"active: {self.params['transport']} images from {self.input_topic} "
-            f"({self.params['qos_reliability']}, depth {self.params['qos_depth']})"
+            (f"active: REP-155 faces of the detector on {self.input_topic} (input_mode rep155, "
+             f"rep155_max_wait {self.params['rep155_max_wait']:g} s)" if self._hri_in is not None else
+             f"active: {self.params['transport']} images from {self.input_topic} "
+             f"({self.params['qos_reliability']}, depth {self.params['qos_depth']})")
             + ("" if self.params["enabled"] else "; enabled=false, not subscribed until enabled")
         )
 
