@@ -85,9 +85,13 @@ class InProcessFer:
         self.pipeline = pipeline
         params = {"qos_reliability": "reliable", "qos_depth": 5, "diagnostics_period": 0.2,
                   "publish_annotated": False, "min_face_size": 0, **params}
-        self.fer = FerNode(pipeline_factory=lambda options: pipeline, context=self.ctx,
-                           cli_args=["--ros-args", "-r", f"image:={image_topic}"],
-                           parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        try:
+            self.fer = FerNode(pipeline_factory=lambda options: pipeline, context=self.ctx,
+                               cli_args=["--ros-args", "-r", f"image:={image_topic}"],
+                               parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        except BaseException:  # a start-up error under test: leave no context behind
+            rclpy.try_shutdown(context=self.ctx)
+            raise
         self.helper = rclpy.create_node("helper", context=self.ctx)
         self.lock = threading.Lock()
         self.pub = self.helper.create_publisher(Image, image_topic, 10)

@@ -139,3 +139,54 @@ def test_faces_that_leave_tracked_lose_their_subscriptions_and_topics(node, pipe
     node.wait(lambda: node.helper.count_subscribers(f"/humans/faces/{leaves}/cropped") == 0, 10,
               "the left face's subscriptions to go")
     assert node.topic_publishers(f"/humans/faces/{stays}/expression") == 1
+
+
+def test_fer_node_process_in_rep155_mode_answers_the_stand_in_detector(ros_env, node_procs, face_frames, tmp_path):
+    """The real entry point (python -m fer_perception.ros.node, default pipeline) with -p input_mode:=rep155."""
+    import rosharness as rh
+    from fer_perception.detection import create_detector
+
+    proc = node_procs.start(ros_env, params={"input_mode": "rep155", "backend": "onnxruntime",
+                                             "publish_annotated": False})
+    client = rh.RosClient(ros_env, "stand_in_detector")
+    try:
+        standin = Rep155Standin(client.node, seed=3)
+        frame = face_frames["one"]
+        detections = create_detector("blazeface", backend="onnxruntime").detect(frame)
+        face_id = standin.new_id()
+        expressions = client.collect(Expression, f"/humans/faces/{face_id}/expression", stamped=False)
+        faces = {face_id: faces_from_detections(detections)[0]}
+
+        class Shim:  # run_frames' view of a node
+            def __init__(self):
+                self.standin = standin
+
+            snapshot = staticmethod(client.snapshot)
+
+        rh.wait_until(lambda: "active: REP-155 faces" in proc.output(), 60, "fer_node to start in rep155 mode")
+        stamp = run_frames(Shim(), frame, faces, lambda s: with_stamp(client.snapshot(expressions), s),
+                           count=200, period=0.1)
+        msg = with_stamp(client.snapshot(expressions), stamp)[0]
+        assert msg.expression in {rep155_expression(label) for label in pipeline_labels()}
+    finally:
+        client.close()
+
+
+def pipeline_labels():
+    from fer_perception.labels import EMOTION_LABELS
+
+    return EMOTION_LABELS + ("unknown",)
+
+
+def test_rep155_mode_without_hri_msgs_is_a_clear_start_up_error(ros_env, monkeypatch):
+    import fer_perception.ros.hri_input as hri_input
+    from fer_perception.errors import FerError
+
+    def missing():
+        raise ImportError("No module named 'hri_msgs'")
+
+    monkeypatch.setattr(hri_input, "hri_messages", missing)
+    from inprocess_node import FakeFacePipeline
+
+    with pytest.raises(FerError, match="input_mode rep155 needs the hri_msgs messages"):
+        InProcessFer(ros_env, FakeFacePipeline(), {"input_mode": "rep155"})
