@@ -190,3 +190,20 @@ def test_rep155_mode_without_hri_msgs_is_a_clear_start_up_error(ros_env, monkeyp
 
     with pytest.raises(FerError, match="input_mode rep155 needs the hri_msgs messages"):
         InProcessFer(ros_env, FakeFacePipeline(), {"input_mode": "rep155"})
+
+
+def test_enabled_false_unsubscribes_from_the_detector_and_true_resumes(node, pipeline, face_frames):
+    from rclpy.parameter import Parameter
+
+    frame = face_frames["one"]
+    [detection] = pipeline.detector.detect(frame)
+    face_id = node.standin.new_id()
+    faces = {face_id: faces_from_detections([detection])[0]}
+    expressions = node.collect(Expression, f"/humans/faces/{face_id}/expression")
+    run_frames(node, frame, faces, lambda s: with_stamp(node.snapshot(expressions), s))
+    node.fer.set_parameters([Parameter("enabled", value=False)])
+    node.wait(lambda: node.helper.count_subscribers("/humans/faces/tracked") == 0, 10, "tracked unsubscribed")
+    node.wait(lambda: node.helper.count_subscribers(f"/humans/faces/{face_id}/cropped") == 0, 10,
+              "face topics unsubscribed")
+    node.fer.set_parameters([Parameter("enabled", value=True)])
+    run_frames(node, frame, faces, lambda s: with_stamp(node.snapshot(expressions), s))
