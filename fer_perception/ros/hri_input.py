@@ -77,6 +77,7 @@ class HriInput:
         # in diagnostics) instead of building a backlog.
         self._worker = NewestFrameWorker(lambda group, _received: self._classify(group), self._on_worker_error,
                                          name="fer_rep155_worker")
+        self._smoother_lock = threading.Lock()
         self._pub_lock = threading.Lock()  # expression publishers: used by the worker, removed by the executor
         self.frames = 0  # frames handled (for tests and the benchmark)
         self.frames_with_faces = 0
@@ -103,10 +104,12 @@ class HriInput:
         self._worker.stop()
         with self._lock:
             self.grouper = StampGrouper(self.grouper.max_wait, self.grouper.max_pending)
-        self.smoother.reset()
+        with self._smoother_lock:
+            self.smoother.reset()
 
     def set_smoothing(self, config: SmoothingConfig) -> None:
-        self.smoother.reconfigure(config)
+        with self._smoother_lock:  # the worker uses the smoother; parameters change on the executor
+            self.smoother.reconfigure(config)
 
     def tracked_faces(self) -> list[str]:
         return sorted(self._faces)
@@ -115,9 +118,13 @@ class HriInput:
     def _on_tracked(self, msg: Any) -> None:
         ids = [str(i) for i in msg.ids]
         now = time.monotonic()
-        for face_id in ids:
+        for face_id in list(ids):
             if face_id not in self._faces:
-                self._add_face(face_id)
+                try:
+                    self._add_face(face_id)
+                except Exception as e:  # e.g. an id that is no valid topic name token: skip that face
+                    self._on_bad_input("rep155_face_id", ValueError(f"face id {face_id!r}: {e}"))
+                    ids.remove(face_id)
         gone = [i for i in self._faces if i not in ids]
         for face_id in gone:
             self._drop_face(face_id)
@@ -151,7 +158,8 @@ class HriInput:
             pub = self._expression_pubs.pop(face_id, None)
             if pub is not None:
                 self.node.destroy_publisher(pub)
-        self.smoother.forget([face_id])
+        with self._smoother_lock:
+            self.smoother.forget([face_id])
 
     def _on_part(self, face_id: str, name: str, msg: Any) -> None:
         with self._lock:
@@ -197,7 +205,8 @@ class HriInput:
         t_inferred = time.monotonic()
         m = self.msgs
         for face_id, header, p in zip(ids, headers, probs):
-            s = self.smoother.update(face_id, p)
+            with self._smoother_lock:
+                s = self.smoother.update(face_id, p)
             valence, arousal = valence_arousal(s.probabilities, self.labels)
             msg = m.Expression(header=header, expression=rep155_expression(s.label), valence=float(valence),
                                arousal=float(arousal), confidence=float(s.confidence))

@@ -207,3 +207,15 @@ def test_enabled_false_unsubscribes_from_the_detector_and_true_resumes(node, pip
               "face topics unsubscribed")
     node.fer.set_parameters([Parameter("enabled", value=True)])
     run_frames(node, frame, faces, lambda s: with_stamp(node.snapshot(expressions), s))
+
+
+def test_a_face_id_that_is_no_topic_name_is_skipped_and_counted(node, pipeline, face_frames):
+    frame = face_frames["one"]
+    [detection] = pipeline.detector.detect(frame)
+    face_id = node.standin.new_id()
+    faces = {face_id: faces_from_detections([detection])[0]}
+    expressions = node.collect(Expression, f"/humans/faces/{face_id}/expression")
+    # "9-bad id" cannot be a topic name token; the valid face goes on, the node does not crash.
+    run_frames(node, frame, faces, lambda s: with_stamp(node.snapshot(expressions), s), retained=["9-bad id"])
+    assert node.fer.shell.stats.bad_input["rep155_face_id"] >= 1
+    assert node.fer.shell._hri_in.tracked_faces() == [face_id]
