@@ -9,6 +9,11 @@ found). The label order is published latched on ``~/labels`` (std_msgs/String, J
 ``~/annotated`` (sensor_msgs/Image) is drawn only while someone subscribes. ``/diagnostics`` carries
 rates, latencies, drops, bad-input counts and the backend state (see fer_perception.stats).
 
+Optional: ``publish_rep155`` adds the REP-155 (ROS4HRI) face topics (fer_perception.ros.hri_output),
+``publish_vision_msgs`` a vision_msgs Detection2DArray + LabelInfo (fer_perception.ros.vision_output),
+and ``input_mode: rep155`` replaces the image input by another ROS4HRI detector's faces
+(fer_perception.ros.hri_input). Their message packages are imported only when switched on.
+
 Who does what: :class:`FerRosShell` owns the ROS plumbing (parameters, subscription, publishers,
 lifecycle, diagnostics timer); the per-frame work is a plain :class:`fer_perception.perception.
 FramePerception` it calls, and the pipeline under it is anything that implements
@@ -219,7 +224,11 @@ class FerRosShell:
         annotated_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                    history=HistoryPolicy.KEEP_LAST)
         self._annotated_pub = self.node.create_publisher(Image, "~/annotated", annotated_qos)
-        self._configure_hri_and_vision(pipeline)
+        try:
+            self._configure_hri_and_vision(pipeline)
+        except BaseException:  # leave nothing half-configured (a lifecycle node may configure again)
+            self.cleanup()
+            raise
         self.configured = True
         self.log.info(
             f"configured: backend {self.info['backend']}, model {self.info['model']}, "
