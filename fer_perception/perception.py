@@ -101,6 +101,8 @@ class PerceivedFace:
     valence: float
     arousal: float
     detection_score: float
+    keypoints: np.ndarray | None = None  # the detector's K x 2 pixel keypoints (BlazeFace), if any
+    keypoints_model: str | None = None  # the network that placed them (its alignment template)
 
 
 class FramePerception:
@@ -180,7 +182,8 @@ class FramePerception:
             faces.append(PerceivedFace(
                 box=(x0, y0, x1 - x0, y1 - y0), label=s.label, confidence=float(s.confidence),
                 probabilities=s.probabilities, track_id=int(track_id), valence=float(valence),
-                arousal=float(arousal), detection_score=float(r.detection_score)))
+                arousal=float(arousal), detection_score=float(r.detection_score),
+                keypoints=r.keypoints, keypoints_model=r.keypoints_model))
         return faces
 
     def stage_seconds(self) -> dict[str, float]:

@@ -26,10 +26,10 @@ from fer_perception.inference import (
     InferenceBackend,
     create_backend,
 )
-from fer_perception.preprocessing import align_detection, align_face, box_eye_ratios_for
+from fer_perception.preprocessing import align_detection, align_face, box_eye_ratios_for, to_model_input
 
-__all__ = ["DEFAULT_MODEL_PATH", "FacePipeline", "FaceResult", "PerceptionPipeline", "PipelineInfo",
-           "StageTimings"]
+__all__ = ["DEFAULT_MODEL_PATH", "FaceClassifier", "FacePipeline", "FaceResult", "PerceptionPipeline",
+           "PipelineInfo", "StageTimings"]
 
 DEFAULT_MIN_FACE_SIZE = 24
 DEFAULT_MAX_FACES = 8
@@ -51,6 +51,9 @@ class FaceResult:
     crop: np.ndarray
     probabilities: np.ndarray
     labels: tuple[str, ...]
+    #: the network that placed ``keypoints`` (BlazeFace "short"/"full", None: Haar or unknown), which
+    #: picks the alignment template (fer_perception.preprocessing.alignment_for)
+    keypoints_model: str | None = None
 
     @property
     def label(self) -> str:
@@ -127,6 +130,18 @@ class PerceptionPipeline(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class FaceClassifier(Protocol):
+    """Faces aligned elsewhere in, probabilities out: what fer_node's REP-155 input mode needs (the
+    faces come from another detector's topics, re-aligned by fer_perception.hri)."""
+
+    labels: tuple[str, ...]
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """N x 48 x 48 uint8 aligned grey faces -> N x K float32 probabilities, in ONE inference call."""
+        ...
 
 
 def _int_box(box, width: int, height: int) -> tuple[int, int, int, int]:
@@ -222,6 +237,13 @@ class FacePipeline:
         self.backend.close()
         self.detector.close()
 
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """FaceClassifier: one batched inference of faces aligned elsewhere (N x 48 x 48 uint8)."""
+        crops = np.asarray(crops)
+        if crops.shape[0] == 0:
+            return np.empty((0, len(self.labels)), np.float32)
+        return self.backend.predict(to_model_input(crops))
+
     def select(self, detections: list[Detection]) -> list[Detection]:
         """The detections ``process`` keeps: large enough, the ``max_faces`` largest, largest first."""
         kept = [d for d in detections if min(d.box[2], d.box[3]) >= self.min_face_size]
@@ -250,7 +272,8 @@ class FacePipeline:
         t3 = time.perf_counter()
         results = [
             FaceResult(box=_int_box(det.box, width, height), detection_score=float(det.score),
-                       keypoints=det.keypoints, crop=crop, probabilities=probs[i], labels=self.labels)
+                       keypoints=det.keypoints, crop=crop, probabilities=probs[i], labels=self.labels,
+                       keypoints_model=det.model)
             for i, (det, crop) in enumerate(zip(faces, crops))
         ]
         t4 = time.perf_counter()

@@ -243,10 +243,16 @@ def box_eye_ratios_for(detector) -> tuple[float, float]:
     return BLAZEFACE_BOX_EYE_RATIOS if getattr(detector, "name", "") == "blazeface" else HAAR_BOX_EYE_RATIOS
 
 
+def alignment_for(model: str | None) -> tuple[tuple[float, float], tuple[Sequence[float], Sequence[float]]]:
+    """(box-to-eye ratios, eye template) measured for the network that placed a face's keypoints:
+    BlazeFace ``"short"`` / ``"full"``, or None (Haar boxes, no keypoints)."""
+    ratios = {"short": BLAZEFACE_BOX_EYE_RATIOS, "full": BLAZEFACE_FULL_BOX_EYE_RATIOS}.get(model, HAAR_BOX_EYE_RATIOS)
+    return ratios, TEMPLATES.get(model, TEMPLATES[None])
+
+
 def align_detection(image, detection, *, size: int = FACE_SIZE) -> np.ndarray:
     """:func:`align_face` of one ``fer_perception.detection.Detection`` with the template and box ratios
     of the network that found it (``detection.model``: BlazeFace short / full, or None = Haar)."""
-    model = getattr(detection, "model", None)
-    ratios = {"short": BLAZEFACE_BOX_EYE_RATIOS, "full": BLAZEFACE_FULL_BOX_EYE_RATIOS}.get(model, HAAR_BOX_EYE_RATIOS)
+    ratios, template = alignment_for(detection.model)
     return align_face(image, detection.box, detection.keypoints, size=size, box_eye_ratios=ratios,
-                      template=TEMPLATES.get(model, TEMPLATES[None]))
+                      template=template)

@@ -9,6 +9,11 @@ found). The label order is published latched on ``~/labels`` (std_msgs/String, J
 ``~/annotated`` (sensor_msgs/Image) is drawn only while someone subscribes. ``/diagnostics`` carries
 rates, latencies, drops, bad-input counts and the backend state (see fer_perception.stats).
 
+Optional: ``publish_rep155`` adds the REP-155 (ROS4HRI) face topics (fer_perception.ros.hri_output),
+``publish_vision_msgs`` a vision_msgs Detection2DArray + LabelInfo (fer_perception.ros.vision_output),
+and ``input_mode: rep155`` replaces the image input by another ROS4HRI detector's faces
+(fer_perception.ros.hri_input). Their message packages are imported only when switched on.
+
 Who does what: :class:`FerRosShell` owns the ROS plumbing (parameters, subscription, publishers,
 lifecycle, diagnostics timer); the per-frame work is a plain :class:`fer_perception.perception.
 FramePerception` it calls, and the pipeline under it is anything that implements
@@ -49,6 +54,7 @@ from std_msgs.msg import String
 
 from fer_perception.annotate import FaceAnnotation, draw_faces
 from fer_perception.errors import FerError, ImageConversionError, ModelLoadError
+from fer_perception.hri import FaceIds
 from fer_perception.image_conversion import compressed_to_bgr, image_to_bgr
 from fer_perception.newest_frame import NewestFrameWorker
 from fer_perception.params import ParameterValueError
@@ -59,10 +65,13 @@ from fer_perception.perception import (
     PerceivedFace,
     pipeline_from_params,
 )
-from fer_perception.pipeline import PerceptionPipeline
+from fer_perception.pipeline import FaceClassifier, PerceptionPipeline
 from fer_perception.ros.diagnostics import to_diagnostic_status
+from fer_perception.ros.hri_input import HriInput
+from fer_perception.ros.hri_output import HriOutput
 from fer_perception.ros.image_msgs import numpy_to_image
 from fer_perception.ros.params import ParameterSet
+from fer_perception.ros.vision_output import VisionOutput
 from fer_perception.ros.process import (
     EXIT_BACKEND_ERROR,
     RosArgsError,
@@ -148,6 +157,12 @@ class FerRosShell:
         self._logged_internal: set[str] = set()
 
         self._faces_pub = self._labels_pub = self._annotated_pub = None
+        # Optional outputs/inputs (REP-155, vision_msgs): None when off or when their messages are missing.
+        self.face_ids = FaceIds()
+        self._hri_out: HriOutput | None = None
+        self._vision_out: VisionOutput | None = None
+        self._hri_in: HriInput | None = None
+        self._reported_missing: set[str] = set()
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._diag_group = MutuallyExclusiveCallbackGroup()
         self._diag_pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -162,6 +177,10 @@ class FerRosShell:
         if perception is not None:
             if SMOOTHING_PARAMETERS & changed.keys():
                 perception.set_smoothing(SmoothingConfig.from_params(self.params.values))
+                if self._hri_in is not None:
+                    self._hri_in.set_smoothing(self._smoothing_with_labels())
+            if "confidence_threshold" in changed and self._vision_out is not None:
+                self._vision_out.publish_label_info(changed["confidence_threshold"])
             if {"min_face_size", "max_faces"} & changed.keys():
                 perception.set_face_limits(self.params["min_face_size"], self.params["max_faces"])
             if "track_iou_threshold" in changed:
@@ -178,6 +197,8 @@ class FerRosShell:
         self.log.info("parameters updated: " + ", ".join(f"{k}={v!r}" for k, v in changed.items()))
 
     def _resolve_input_topic(self) -> str:
+        if self.params["input_mode"] == "rep155":
+            return "/humans/faces/tracked"
         base = self.node.resolve_topic_name("image")
         return base + "/compressed" if self.params["transport"] == "compressed" else base
 
@@ -203,12 +224,83 @@ class FerRosShell:
         annotated_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                    history=HistoryPolicy.KEEP_LAST)
         self._annotated_pub = self.node.create_publisher(Image, "~/annotated", annotated_qos)
+        try:
+            self._configure_hri_and_vision(pipeline)
+        except BaseException:  # leave nothing half-configured (a lifecycle node may configure again)
+            self.cleanup()
+            raise
         self.configured = True
         self.log.info(
             f"configured: backend {self.info['backend']}, model {self.info['model']}, "
             f"detector {self.info['detector']}"
             + (f" on {self.info['detector_backend']}" if "detector_backend" in self.info else "")
         )
+
+    def _smoothing_with_labels(self) -> SmoothingConfig:
+        return SmoothingConfig.from_params(self.params.values, labels=tuple(self.perception.labels))
+
+    def _missing(self, option: str, package: str, error: Exception) -> None:
+        """An optional output whose message package is missing: said once, the node runs on."""
+        if option in self._reported_missing:
+            return
+        self._reported_missing.add(option)
+        self.log.warning(
+            f"{option} needs the {package} messages, which are not importable here ({error}); that output "
+            f"is off, everything else runs. Build {package} into this environment (README: 'REP-155 and "
+            f"vision_msgs') or source a ROS 2 install that has ros-<distro>-{package.replace('_', '-')}.")
+
+    def _configure_hri_and_vision(self, pipeline: PerceptionPipeline) -> None:
+        p = self.params
+        if p["input_mode"] == "rep155":
+            if not isinstance(pipeline, FaceClassifier):
+                raise FerError("input_mode rep155 needs a pipeline that classifies aligned faces (FaceClassifier)")
+            try:
+                self._hri_in = HriInput(
+                    self.node, pipeline, self._smoothing_with_labels(), p["rep155_max_wait"], self.stats,
+                    on_bad_input=self._on_rep155_bad_input, on_backend_error=self._on_rep155_backend_error)
+            except ImportError as e:
+                # Unlike an optional output, this mode has nothing else to do: a start-up error.
+                raise FerError(f"input_mode rep155 needs the hri_msgs messages, which are not importable ({e}); "
+                               f"build them (README: 'REP-155 and vision_msgs')") from e
+        if p["publish_rep155"]:
+            if p["input_mode"] == "rep155":
+                self.log.info("publish_rep155 ignored in input_mode rep155 (the detector publishes the face "
+                              "topics; this node adds /humans/faces/<id>/expression)")
+            else:
+                try:
+                    self._hri_out = HriOutput(self.node, self.face_ids,
+                                              (p["rep155_face_width"], p["rep155_face_height"]))
+                except ImportError as e:
+                    self._missing("publish_rep155", "hri_msgs", e)
+        if p["publish_vision_msgs"]:
+            try:
+                self._vision_out = VisionOutput(self.node, self.perception.labels, self.face_ids,
+                                                p["confidence_threshold"])
+            except ImportError as e:
+                self._missing("publish_vision_msgs", "vision_msgs", e)
+
+    def _on_rep155_bad_input(self, kind: str, error: Exception) -> None:
+        if self.stats.on_bad_input(kind) == 1:
+            self.log.warning(f"bad REP-155 face ({kind}): {error} -- skipped; counted in diagnostics as "
+                             f"bad_input.{kind}, further ones are not logged")
+
+    def _on_rep155_backend_error(self, error: Exception) -> None:
+        if self.stats.on_backend_error(error):
+            self.log.error(f"REP-155 input: inference failed: {type(error).__name__}: {error}")
+        if self.params["exit_on_backend_error"]:
+            self.log.fatal("exit_on_backend_error is true: shutting down")
+            self.request_exit(EXIT_BACKEND_ERROR)
+
+    def _publish_hri_and_vision(self, header: Any, faces: list[PerceivedFace], bgr: np.ndarray) -> None:
+        if self._hri_out is None and self._vision_out is None:
+            return
+        alive = {t.track_id for t in self.perception.tracker.tracks}
+        ended = self.face_ids.forget([t for t in self.face_ids.active() if t not in alive])
+        if self._hri_out is not None:
+            self._hri_out.end(ended)
+            self._hri_out.publish(header, faces, bgr, [self.face_ids.id_for(t) for t in sorted(alive)])
+        if self._vision_out is not None:
+            self._vision_out.publish(header, faces)
 
     def _adopt_model_threshold(self, pipeline: PerceptionPipeline) -> None:
         """The model's sidecar may carry its own confidence_threshold (chosen from its risk-coverage
@@ -231,8 +323,10 @@ class FerRosShell:
         if self.params["enabled"]:
             self._subscribe()
         self.log.info(
-            f"active: {self.params['transport']} images from {self.input_topic} "
-            f"({self.params['qos_reliability']}, depth {self.params['qos_depth']})"
+            (f"active: REP-155 faces of the detector on {self.input_topic} (input_mode rep155, "
+             f"rep155_max_wait {self.params['rep155_max_wait']:g} s)" if self._hri_in is not None else
+             f"active: {self.params['transport']} images from {self.input_topic} "
+             f"({self.params['qos_reliability']}, depth {self.params['qos_depth']})")
             + ("" if self.params["enabled"] else "; enabled=false, not subscribed until enabled")
         )
 
@@ -247,6 +341,10 @@ class FerRosShell:
 
     def cleanup(self) -> None:
         self.deactivate()
+        for extra in (self._hri_out, self._vision_out):
+            if extra is not None:
+                extra.close()
+        self._hri_out = self._vision_out = self._hri_in = None
         for pub in (self._faces_pub, self._labels_pub, self._annotated_pub):
             if pub is not None:
                 self.node.destroy_publisher(pub)
@@ -265,6 +363,10 @@ class FerRosShell:
 
     # --- input ---------------------------------------------------------------------------------
     def _subscribe(self) -> None:
+        if self._hri_in is not None:
+            self._hri_in.start()
+            self.stats.reset_input_clock()
+            return
         if self._sub is not None:
             return
         qos = QoSProfile(depth=self.params["qos_depth"], reliability=_reliability(self.params["qos_reliability"]),
@@ -276,6 +378,8 @@ class FerRosShell:
         self.stats.reset_input_clock()
 
     def _unsubscribe(self) -> None:
+        if self._hri_in is not None:
+            self._hri_in.stop()
         if self._sub is not None:
             self.node.destroy_subscription(self._sub)
             self._sub = None
@@ -333,6 +437,7 @@ class FerRosShell:
         out.labels = list(perception.labels)
         out.faces = [face_message(f) for f in faces]
         self._faces_pub.publish(out)
+        self._publish_hri_and_vision(msg.header, faces, bgr)
         done = time.monotonic()
         age = None
         stamp = msg.header.stamp
