@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from fer_training import calibration
-from fer_training.evaluate import Predictor, evaluate_model, main as evaluate_main, metrics_from_probs
-from fer_training.export import ExportError, run_export
+from fer_training.evaluate import (Predictor, bootstrap_interval, evaluate_model, main as evaluate_main,
+                                   metrics_from_probs, risk_coverage, suggested_threshold, wilson_interval)
+from fer_training.export import ExportError, choose_confidence_threshold, run_export
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +131,59 @@ def test_ece_and_metrics_known_values():
     assert m["confusion_matrix"] == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
     assert m["per_class_recall"] == {"a": 1.0, "b": 0.5, "c": 1.0}
     assert m["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+
+
+def test_risk_coverage_known_values_and_the_threshold_rule():
+    # Top probabilities 0.9 (right), 0.8 (right), 0.6 (wrong), 0.55 (wrong).
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.45, 0.55]])
+    labels = np.array([0, 1, 1, 0])
+    rows = {r["threshold"]: r for r in risk_coverage(probs, labels, thresholds=(0.0, 0.58, 0.7, 0.95))}
+    assert rows[0.0]["coverage"] == 1.0 and rows[0.0]["accuracy"] == 0.5
+    assert rows[0.58]["kept"] == 3 and rows[0.58]["accuracy"] == pytest.approx(2 / 3)
+    assert rows[0.7]["coverage"] == 0.5 and rows[0.7]["accuracy"] == 1.0
+    assert rows[0.95]["kept"] == 0 and np.isnan(rows[0.95]["accuracy"])
+    table = list(rows.values())
+    assert suggested_threshold(table, target=0.6) == 0.58
+    assert suggested_threshold(table, target=0.9) == 0.7
+    assert suggested_threshold(table, target=1.01) is None
+
+
+def test_intervals():
+    lo, hi = wilson_interval(16, 55)  # disgust on PublicTest: 16 of 55
+    assert 0.18 < lo < 0.19 and 0.41 < hi < 0.43
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    probs = np.eye(2)[np.where(rng.random(400) < 0.7, labels, 1 - labels)]
+    lo, hi = bootstrap_interval(lambda p, y: float((p.argmax(1) == y).mean()), probs, labels)
+    acc = float((probs.argmax(1) == labels).mean())
+    assert lo < acc < hi and hi - lo < 0.15
+    m = metrics_from_probs(probs, labels, ["a", "b"])
+    assert m["accuracy_ci95"][0] < m["accuracy"] < m["accuracy_ci95"][1]
+    assert set(m["per_class_recall_ci95"]) == {"a", "b"} and len(m["risk_coverage"]) > 5
+
+
+def test_confidence_threshold_setting():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.45, 0.55]])
+    labels = np.array([0, 1, 1, 0])
+    assert choose_confidence_threshold(None, probs, labels) is None
+    assert choose_confidence_threshold("none", probs, labels) is None
+    assert choose_confidence_threshold("0.55", probs, labels) == 0.55
+    # auto: the lowest table threshold whose kept faces are >= 75 % right (0.7 here: two of two).
+    assert choose_confidence_threshold("auto", probs, labels, log=lambda *a: None) == 0.7
+    for bad in ("1.5", "-0.1", "high"):
+        with pytest.raises(ExportError, match="confidence-threshold"):
+            choose_confidence_threshold(bad, probs, labels)
+    with pytest.raises(ExportError, match="needs --calibration-data"):
+        choose_confidence_threshold("auto", probs, None)
+
+
+def test_export_stores_the_threshold_the_node_reads(random_keras_model, tiny_npz, tmp_path):
+    from fer_perception.inference import read_sidecar
+
+    run_export(random_keras_model, tmp_path, formats="onnx", calibration_data=tiny_npz, name="thr",
+               confidence_threshold="0.45", log=lambda *a, **k: None)
+    assert read_sidecar(tmp_path / "thr.onnx").confidence_threshold == 0.45
 
 
 def test_fer_evaluate_cli_writes_json_and_pngs(exported, tiny_npz, tmp_path):

@@ -127,6 +127,63 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) ->
     return cm
 
 
+# Thresholds of the risk-coverage table: the node publishes ``unknown`` below its
+# ``confidence_threshold``, so a dialogue manager reads this table to know what each setting buys.
+RISK_COVERAGE_THRESHOLDS = (0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9)
+# The default threshold a model ships with (fer-export --confidence-threshold auto): the lowest
+# threshold at which the faces kept are at least this accurate on the selection split.
+TARGET_KEPT_ACCURACY = 0.75
+BOOTSTRAP_SEED = 20211201
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion (sound for small n, e.g. disgust's 55 images)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def risk_coverage(probs: np.ndarray, labels: np.ndarray,
+                  thresholds=RISK_COVERAGE_THRESHOLDS) -> list[dict]:
+    """For each threshold t: the fraction of faces whose top probability is >= t (coverage) and the
+    accuracy of those faces (1 - risk)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    top = probs.max(axis=1) if len(probs) else np.zeros(0)
+    correct = probs.argmax(axis=1) == labels if len(probs) else np.zeros(0, bool)
+    rows = []
+    for t in thresholds:
+        kept = top >= t
+        n = int(kept.sum())
+        rows.append(dict(threshold=float(t), kept=n, coverage=float(n / max(len(labels), 1)),
+                         accuracy=float(correct[kept].mean()) if n else float("nan")))
+    return rows
+
+
+def suggested_threshold(rows: list[dict], target: float = TARGET_KEPT_ACCURACY) -> float | None:
+    """The lowest threshold of a risk-coverage table whose kept faces reach ``target`` accuracy."""
+    for row in sorted(rows, key=lambda r: r["threshold"]):
+        if row["kept"] and row["accuracy"] >= target:
+            return row["threshold"]
+    return None
+
+
+def bootstrap_interval(statistic, probs: np.ndarray, labels: np.ndarray, resamples: int = 1000,
+                       seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of ``statistic(probs, labels)`` over images."""
+    n = len(labels)
+    if n == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = [statistic(probs[idx], labels[idx]) for idx in (rng.integers(0, n, n) for _ in range(resamples))]
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def metrics_from_probs(probs: np.ndarray, labels: np.ndarray, label_names) -> dict:
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -141,15 +198,21 @@ def metrics_from_probs(probs: np.ndarray, labels: np.ndarray, label_names) -> di
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
     present = support > 0  # macro-F1 over the classes present in the split
     names = list(label_names)[:k] + [f"class_{i}" for i in range(len(label_names), k)]
+    correct = int(tp.sum())
     return dict(
         images=int(len(labels)),
         accuracy=float((preds == labels).mean()) if len(labels) else float("nan"),
         macro_f1=float(f1[present].mean()) if present.any() else float("nan"),
+        accuracy_ci95=list(wilson_interval(correct, len(labels))),
         per_class_recall={n: float(r) for n, r, p in zip(names, recall, present) if p},
+        per_class_recall_ci95={n: list(wilson_interval(int(t), int(s)))
+                               for n, t, s, p in zip(names, tp, support, present) if p},
         per_class_f1={n: float(v) for n, v, p in zip(names, f1, present) if p},
         support={n: int(s) for n, s in zip(names, support)},
         ece=expected_calibration_error(probs, labels, ECE_BINS) if len(labels) else float("nan"),
         ece_bins=ECE_BINS,
+        ece_ci95=list(bootstrap_interval(lambda p, y: expected_calibration_error(p, y, ECE_BINS), probs, labels)),
+        risk_coverage=risk_coverage(probs, labels),
         nll=float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1)))) if len(labels) else float("nan"),
         confusion_matrix=cm.tolist(),
         label_names=names,
@@ -317,6 +380,21 @@ def format_report(r: dict) -> str:
              f"  accuracy {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}  ECE({r['ece_bins']}) {r['ece']:.4f}"
              f"  NLL {r['nll']:.4f}  ({r['images_per_s']:.0f} images/s)",
              "  recall: " + "  ".join(f"{k} {v:.3f}" for k, v in r["per_class_recall"].items())]
+    if "accuracy_ci95" in r:
+        lo, hi = r["accuracy_ci95"]
+        elo, ehi = r["ece_ci95"]
+        lines.append(f"  95 % intervals: accuracy {lo:.4f}..{hi:.4f} (Wilson)  ECE {elo:.4f}..{ehi:.4f} "
+                     f"(bootstrap, 1000 resamples)")
+        lines.append("  recall 95 %: " + "  ".join(f"{k} {lo:.2f}..{hi:.2f}"
+                                                  for k, (lo, hi) in r["per_class_recall_ci95"].items()))
+    if r.get("risk_coverage"):
+        lines.append("  risk-coverage (faces whose top probability >= threshold):")
+        lines.append("    threshold  coverage  accuracy of kept")
+        for row in r["risk_coverage"]:
+            lines.append(f"    {row['threshold']:>9.2f}  {row['coverage']:>8.3f}  {row['accuracy']:>16.4f}")
+        t = suggested_threshold(r["risk_coverage"])
+        lines.append(f"  lowest threshold with kept accuracy >= {TARGET_KEPT_ACCURACY:.2f}: "
+                     + (f"{t:.2f}" if t is not None else "none in the table"))
     names = r["label_names"]
     width = max(len(n) for n in names) + 1
     lines.append("  confusion (rows true, cols predicted):")

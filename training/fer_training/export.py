@@ -182,7 +182,7 @@ def compare(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None) -> dict
 
 def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data=None, label_file=None,
                val_split=None, temperature="1", flip_tta=False, crop_tta=0, name=None, strict=True,
-               log=print) -> dict:
+               confidence_threshold=None, log=print) -> dict:
     from .runtime import configure
 
     configure()
@@ -253,6 +253,9 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
 
         summary["keras_accuracy"] = float((ref.argmax(1) == y_val).mean())
         summary["keras_ece"] = expected_calibration_error(ref, y_val)
+    threshold = choose_confidence_threshold(confidence_threshold, ref, y_val, log)
+    if threshold is not None:
+        summary["confidence_threshold"] = threshold
     if wrap:
         wrapped = out_dir / f"{name}_serving.keras"
         model.save(wrapped)
@@ -323,6 +326,33 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
     return summary
 
 
+def choose_confidence_threshold(setting, probs, labels, log=print) -> float | None:
+    """The sidecar's ``confidence_threshold``: None (not written), a number in [0, 1], or ``auto``:
+    the lowest threshold of the validation split's risk-coverage table whose kept faces reach
+    :data:`fer_training.evaluate.TARGET_KEPT_ACCURACY`."""
+    if setting is None or str(setting).lower() == "none":
+        return None
+    if str(setting).lower() != "auto":
+        try:
+            value = float(setting)
+        except ValueError:
+            raise ExportError(f"--confidence-threshold must be a number in [0, 1], 'auto' or 'none'; got {setting!r}")
+        if not 0.0 <= value <= 1.0:
+            raise ExportError(f"--confidence-threshold must be in [0, 1]; got {value}")
+        return value
+    if labels is None:
+        raise ExportError("--confidence-threshold auto needs --calibration-data (chosen on its validation split)")
+    from .evaluate import TARGET_KEPT_ACCURACY, risk_coverage, suggested_threshold
+
+    value = suggested_threshold(risk_coverage(probs, labels))
+    if value is None:
+        raise ExportError(f"--confidence-threshold auto: no threshold keeps faces at {TARGET_KEPT_ACCURACY:.0%} "
+                          f"accuracy on the validation split; give a number")
+    log(f"confidence threshold {value:.2f}: the lowest whose kept faces reach {TARGET_KEPT_ACCURACY:.0%} "
+        f"accuracy on {len(labels)} validation images")
+    return value
+
+
 def format_summary(s: dict) -> str:
     rows = [f"{'format':<12} {'status':<9} {'size KiB':>9} {'max|dp|':>9} {'top-1 agr':>9} {'accuracy':>9} {'delta':>8}"]
     for fmt, e in s["formats"].items():
@@ -365,13 +395,18 @@ def main(argv=None) -> int:
     p.add_argument("--crop-tta", type=int, default=0, metavar="PIXELS",
                    help="also average the centre and four corner windows of this size, resized back "
                         "to 48x48 in-graph (mirrored too with --flip-tta: 12 views); 0 = off")
+    p.add_argument("--confidence-threshold", metavar="T|auto|none",
+                   help="the fer_node confidence_threshold stored in the sidecar: a number in [0, 1], or auto "
+                        "(the lowest threshold whose kept validation faces are >= 75 %% accurate; needs "
+                        "--calibration-data); default: none stored")
     p.add_argument("--name", help="file stem of the outputs (default: the model's)")
     p.add_argument("--summary-json", help="write the summary here too")
     args = p.parse_args(argv)
     try:
         summary = run_export(args.model, args.out_dir, formats=args.formats, calibration_data=args.calibration_data,
                              label_file=args.label_file, val_split=args.val_split, temperature=args.temperature,
-                             flip_tta=args.flip_tta, crop_tta=args.crop_tta, name=args.name, strict=False)
+                             flip_tta=args.flip_tta, crop_tta=args.crop_tta, name=args.name, strict=False,
+                             confidence_threshold=args.confidence_threshold)
     except (ExportError, fdata.DatasetError, FileNotFoundError) as exc:
         print(f"fer-export: {exc}", file=sys.stderr)
         return 2

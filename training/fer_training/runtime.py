@@ -18,6 +18,21 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def inter_op_threads(threads: int) -> int:
+    """TensorFlow inter-op threads: FER_TF_INTER_OP_THREADS, else min(2, threads) (benchmarks/
+    train_throughput.py compares settings; docs/training.md, "Training throughput")."""
+    value = os.environ.get("FER_TF_INTER_OP_THREADS", "").strip()
+    if not value:
+        return min(2, max(threads, 1))
+    try:
+        n = int(value)
+    except ValueError:
+        raise RuntimeError(f"FER_TF_INTER_OP_THREADS must be a whole number, got {value!r}") from None
+    if n < 1:
+        raise RuntimeError(f"FER_TF_INTER_OP_THREADS must be >= 1, got {n}")
+    return min(n, max(threads, 1))
+
+
 def configure(threads: int | None = None, cpu_devices: int = 1, deterministic: bool = False,
               quiet: bool = True) -> None:
     """Thread pools sized to the cores, optional N logical CPU devices, optional op determinism."""
@@ -40,7 +55,7 @@ def configure(threads: int | None = None, cpu_devices: int = 1, deterministic: b
     threads = threads or cpu_count()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op_threads(threads))
         if cpu_devices > 1:
             cpus = tf.config.list_physical_devices("CPU")
             tf.config.set_logical_device_configuration(
