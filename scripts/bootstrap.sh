@@ -52,6 +52,7 @@ stamp_of() {  # hash of everything that decides what the install contains
     cat requirements/*.txt setup.py setup.cfg package.xml training/pyproject.toml \
         fer_msgs/CMakeLists.txt fer_msgs/package.xml fer_msgs/msg/* scripts/build_interfaces.sh \
         scripts/bootstrap.sh 2>/dev/null
+    ls launch config  # the files linked into share/fer_perception
     if vendor_wanted; then  # the vendored packages' manifests stand for their versions
       echo "vendor $vendor"
       find "$vendor" -maxdepth 4 \( -name package.xml -o -name README.md \) -not -path '*/build/*' \
@@ -88,8 +89,13 @@ register_ament_package() {
   mkdir -p "$venv/share/ament_index/resource_index/packages" "$share" "$libexec"
   : > "$venv/share/ament_index/resource_index/packages/$pkg"
   ln -sfn "$root/package.xml" "$share/package.xml"
-  ln -sfn "$root/launch" "$share/launch"
-  ln -sfn "$root/config" "$share/config"
+  # Folders of links, not links to folders: `ros2 launch` finds launch files with os.walk, which
+  # does not descend into linked folders.
+  local dir file
+  for dir in launch config; do
+    rm -rf "${share:?}/$dir" && mkdir -p "$share/$dir"
+    for file in "$root/$dir"/*; do ln -sfn "$file" "$share/$dir/"; done
+  done
   for exe in $("$venv/bin/python" -c 'from importlib.metadata import distribution
 print(" ".join(e.name for e in distribution("fer_perception").entry_points if e.group == "console_scripts"))'); do
     ln -sfn "../../bin/$exe" "$libexec/$exe"
