@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
     finally:
-        with ignoring_sigint():
+        with ignoring_sigint(restore=False):  # the process exits after this
             if bringup is not None:
                 bringup.destroy()
             rclpy.try_shutdown()

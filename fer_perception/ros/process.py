@@ -126,11 +126,12 @@ def spin_node(nodes: list, node, executor) -> int:
 
 
 @contextlib.contextmanager
-def ros_process(argv: list[str]):
+def ros_process(argv: list[str], *, end_of_process: bool = True):
     """Sets the Fast DDS profile, initialises rclpy, yields a list the caller adds its nodes to, and
     always destroys them and shuts rclpy down. Ctrl-C, an external shutdown and whatever rclpy raises
     because a signal shut the context down mid-way end the block quietly (no traceback); the caller
-    then returns status 0 after the ``with``.
+    then returns status 0 after the ``with``. ``end_of_process`` (the entry points): the process
+    exits after the block, so SIGINT stays ignored from the teardown on (see ``ignoring_sigint``).
     """
     ensure_fastdds_profile()
     rclpy.init(args=argv)
@@ -146,7 +147,7 @@ def ros_process(argv: list[str]):
         if rclpy.ok():
             raise
     finally:
-        with ignoring_sigint():
+        with ignoring_sigint(restore=not end_of_process):
             for node in nodes:
                 try:
                     node.destroy_node()
@@ -156,11 +157,13 @@ def ros_process(argv: list[str]):
 
 
 @contextlib.contextmanager
-def ignoring_sigint():
-    """SIGINT ignored while a process tears its nodes down. Ctrl-C in a terminal reaches every
-    process of the foreground group and `ros2 launch` then forwards its own SIGINT: the second one
-    used to land in ``destroy_node`` as a KeyboardInterrupt traceback (exit -2) instead of a clean
-    exit 0. SIGTERM and launch's escalation to SIGKILL still stop a teardown that hangs."""
+def ignoring_sigint(restore: bool = True):
+    """SIGINT ignored while a process tears its nodes down (and, with ``restore=False``, until it
+    exits). Ctrl-C in a terminal reaches every process of the foreground group and `ros2 launch`
+    then forwards its own SIGINT: that second one used to land in ``destroy_node`` as a
+    KeyboardInterrupt traceback, or just after the teardown as Python's exit by SIGINT (status -2),
+    instead of a clean exit 0. SIGTERM and launch's escalation to SIGKILL still stop a teardown
+    that hangs."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -168,7 +171,8 @@ def ignoring_sigint():
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        if restore:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 def startup_error(prog: str, message: str) -> int:

@@ -108,15 +108,26 @@ def ros2_launch(ros2: Path, args: list[str], env: dict[str, str], log_path: Path
     return GroupProcess([ros2, "launch", "fer_perception", "fer.launch.py", *args], env, log_path)
 
 
-def ros2_command(ros2: Path, args: list[str], env: dict[str, str], timeout: float = 60.0) -> str:
-    """``ros2 ARGS`` to completion; its stdout (AssertionError with the output on failure)."""
-    try:
-        done = subprocess.run([str(ros2), *args], env=env, capture_output=True, text=True,
-                              timeout=patience(timeout), cwd=str(REPO), start_new_session=True)
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"ros2 {' '.join(args)} did not finish within {timeout} s: {e.stdout} {e.stderr}") from None
-    assert done.returncode == 0, f"ros2 {' '.join(args)} -> {done.returncode}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
+def ros2_command(ros2: Path, args: list[str], env: dict[str, str], timeout: float = 60.0,
+                 retry_for: float = 20.0) -> str:
+    """``ros2 ARGS`` to completion; its stdout (AssertionError with the output on failure).
+
+    "Node not found" is retried for ``retry_for`` s: the first ``ros2`` command of a domain starts
+    the ros2 daemon, and the next ones ask that daemon, whose graph may not have discovered the node
+    yet (as a person would type the command again)."""
+    deadline = time.monotonic() + patience(retry_for)
+    while True:
+        try:
+            done = subprocess.run([str(ros2), *args], env=env, capture_output=True, text=True,
+                                  timeout=patience(timeout), cwd=str(REPO), start_new_session=True)
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError(f"ros2 {' '.join(args)} did not finish within {timeout} s: "
+                                 f"{e.stdout} {e.stderr}") from None
+        if done.returncode == 0:
+            return done.stdout
+        if "Node not found" not in done.stdout + done.stderr or time.monotonic() > deadline:
+            raise AssertionError(f"ros2 {' '.join(args)} -> {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        time.sleep(0.5)
 
 
 def assert_clean_launch_exit(rc: int, log: str, executables: list[str]) -> None:
