@@ -20,8 +20,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 distro=${FER_ROS_DISTRO:-kilted}
 case "$distro" in
-  kilted) constraints=requirements/constraints.txt; default_venv="$root/.venv" ;;
-  jazzy) constraints=requirements/constraints-jazzy.txt; default_venv="$root/.venv-jazzy" ;;
+  kilted) constraints=requirements/constraints.txt; build_req=requirements/build.txt; default_venv="$root/.venv" ;;
+  jazzy) constraints=requirements/constraints-jazzy.txt; build_req=requirements/build-jazzy.txt
+         default_venv="$root/.venv-jazzy" ;;
   *) echo "[bootstrap] FER_ROS_DISTRO=$distro: supported are kilted (default) and jazzy" >&2; exit 2 ;;
 esac
 venv=${FER_VENV:-$default_venv}
@@ -68,9 +69,9 @@ fi
 
 echo "[bootstrap] installing the $profile dependencies ($distro wheels) into $venv (first run only)"
 if [ "$profile" = dev ]; then
-  pip_install -r requirements/dev.txt
+  pip_install -r requirements/dev.txt -r "$build_req"
 else
-  pip_install -r requirements/runtime.txt -r requirements/build.txt
+  pip_install -r requirements/runtime.txt -r "$build_req"
 fi
 echo "[bootstrap] building fer_msgs into $venv"
 bash scripts/build_interfaces.sh --venv "$venv" fer_msgs

@@ -40,12 +40,13 @@ def on_parameters_set(node, validate: Callable[[Iterable], Any], post: Callable[
     node.add_on_set_parameters_callback(validate_then_post)
 
 
-def events_executor_or_single() -> Any:
-    """rclpy's EventsExecutor where this rclpy has one, else a SingleThreadedExecutor."""
+def events_executor_or_single(context: Any = None) -> Any:
+    """rclpy's EventsExecutor where this rclpy has one, else a SingleThreadedExecutor (on
+    ``context``, default: rclpy's default context)."""
     try:
         from rclpy.experimental import EventsExecutor
     except ImportError:
         print("FER_EXECUTOR=events: this rclpy has no EventsExecutor (Humble/Jazzy); "
               "using the SingleThreadedExecutor", file=sys.stderr, flush=True)
-        return SingleThreadedExecutor()
-    return EventsExecutor()
+        return SingleThreadedExecutor(context=context)
+    return EventsExecutor(context=context)
