@@ -129,7 +129,9 @@ if vendor_wanted; then
     chmod -R u+w "$staged/$rel"
     dirs+=("$staged/$rel")
   done
-  pip_install --no-deps --no-build-isolation "${dirs[@]}"
+  # (their setuptools builds warn about deprecated metadata at length: kept in a log, shown on failure)
+  pip_install --no-deps --no-build-isolation "${dirs[@]}" > "$venv/build/vendor-install.log" 2>&1 \
+    || { tail -n 40 "$venv/build/vendor-install.log" >&2; exit 1; }
   rm -rf "$staged"
   bash scripts/build_interfaces.sh --venv "$venv" "$vendor/ros2/rcl_interfaces/composition_interfaces" \
     "$vendor/ros2/hri_msgs" "$vendor/ros2/vision_msgs/vision_msgs"
