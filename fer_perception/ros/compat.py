@@ -7,7 +7,7 @@ module touches the newer names, and exercises each fallback on a node that lacks
   validating on-set callback. The fallback calls ``post`` from inside it, after a successful
   validation (rclpy then stores the values; our ParameterSet keeps its own copy, so what ``post``
   updates is current either way).
-* ``rclpy.experimental.EventsExecutor`` (the opt-in FER_EXECUTOR=events): where rclpy has none,
+* ``rclpy.experimental.EventsExecutor`` (Jazzy+; the opt-in FER_EXECUTOR=events): where rclpy has none,
   the SingleThreadedExecutor, with one line saying so.
 """
 
@@ -46,7 +46,7 @@ def events_executor_or_single(context: Any = None) -> Any:
     try:
         from rclpy.experimental import EventsExecutor
     except ImportError:
-        print("FER_EXECUTOR=events: this rclpy has no EventsExecutor (Humble/Jazzy); "
+        print("FER_EXECUTOR=events: this rclpy has no EventsExecutor (Humble); "
               "using the SingleThreadedExecutor", file=sys.stderr, flush=True)
         return SingleThreadedExecutor(context=context)
     return EventsExecutor(context=context)

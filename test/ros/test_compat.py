@@ -16,8 +16,8 @@ NEWER_THAN_HUMBLE = {
     "add_post_set_parameters_callback": "Iron",
     "add_pre_set_parameters_callback": "Iron",
     "remove_post_set_parameters_callback": "Iron",
-    "EventsExecutor": "Kilted (rclpy.experimental)",
-    "experimental": "Kilted (rclpy.experimental)",
+    "EventsExecutor": "Jazzy (rclpy.experimental)",
+    "experimental": "Jazzy (rclpy.experimental)",
 }
 
 
