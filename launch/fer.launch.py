@@ -4,6 +4,7 @@
     ros2 launch fer_perception fer.launch.py camera:=true video:=/path/clip.mp4 loop:=true
     ros2 launch fer_perception fer.launch.py camera:=true device:=/dev/video0
     ros2 launch fer_perception fer.launch.py params_file:=/path/my_fer.yaml lifecycle:=true
+    ros2 launch fer_perception fer.launch.py camera:=true device:=0 camera_info_url:=file:///path/head.yaml
 
 Parameters come from config/fer.yaml (sections fer_node and fer_camera) unless params_file names
 another file. pip-only installs (no launch/launch_ros) start the same nodes with the same
@@ -55,6 +56,9 @@ def _nodes(context, *args, **kwargs):
             overrides["rate"] = float(rate)
         if _true(LaunchConfiguration("loop").perform(context)):
             overrides["loop"] = True
+        calibration = LaunchConfiguration("camera_info_url").perform(context)
+        if calibration:
+            overrides["camera_info_url"] = calibration
         if overrides:
             camera_params.append(overrides)
         actions.append(Node(
@@ -104,5 +108,7 @@ def generate_launch_description():
         DeclareLaunchArgument("image", default_value="", description="fer_camera: still image"),
         DeclareLaunchArgument("rate", default_value="", description="fer_camera: frames per second (empty: params_file)"),
         DeclareLaunchArgument("loop", default_value="false", description="fer_camera: loop the video file"),
+        DeclareLaunchArgument("camera_info_url", default_value="",
+                              description="fer_camera: calibration YAML for camera_info (empty: params_file, uncalibrated)"),
         OpaqueFunction(function=_nodes),
     ])

@@ -32,7 +32,14 @@ from fer_perception.params import ParameterValueError
 from fer_perception.ros.camera_source import add_source_arguments, make_camera_node, source_overrides
 from fer_perception.ros.dds import ensure_fastdds_profile
 from fer_perception.ros.node import FerLifecycleNode, FerNode
-from fer_perception.ros.process import RosArgsError, check_params_file, non_ros_args, spin_until_exit, startup_error
+from fer_perception.ros.process import (
+    RosArgsError,
+    check_params_file,
+    ignoring_sigint,
+    non_ros_args,
+    spin_until_exit,
+    startup_error,
+)
 
 DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
 
@@ -176,9 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
     finally:
-        if bringup is not None:
-            bringup.destroy()
-        rclpy.try_shutdown()
+        with ignoring_sigint(restore=False):  # the process exits after this
+            if bringup is not None:
+                bringup.destroy()
+            rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

@@ -6,9 +6,13 @@
     fer_camera --image face.jpg --rate 15 --resize 640x480
     fer_camera --ros-args -r image:=/camera/image_raw -p frame_id:=head_camera
 
-Publishes ``image`` (remap it) with header.stamp = now() at publication and the configured
-frame_id; with ``publish_compressed`` also ``<image>/compressed`` (JPEG). Flags override the
-parameters of config/fer.yaml (section ``fer_camera``).
+Publishes ``image`` (remap it) with header.stamp = now() at publication and frame_id
+``<camera_name>_optical_frame`` (REP-103's optical frame: z forward, x right, y down) unless
+``frame_id`` names another; beside it ``camera_info`` (sensor_msgs/CameraInfo, same header, in the
+image topic's namespace: ``/camera/image_raw`` -> ``/camera/camera_info``) from the
+``camera_info_url`` calibration file, else uncalibrated (image size and frame; K, R, P zero, D empty:
+sensor_msgs' "uncalibrated"); with ``publish_compressed`` also ``<image>/compressed`` (JPEG). Flags
+override the parameters of config/fer.yaml (section ``fer_camera``).
 
 A device or file that stops delivering frames is released and reopened every ``reopen_interval``
 seconds until it works again (both events are logged once), so a camera can be unplugged and
@@ -31,9 +35,10 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from fer_perception.camera_calibration import CalibrationError, CameraCalibration, load_calibration, uncalibrated
 from fer_perception.frame_source import FrameSource, SourceError, parse_resize
 from fer_perception.params import ParameterValueError
 from fer_perception.ros.image_msgs import bgr_to_compressed, numpy_to_image
@@ -65,7 +70,16 @@ class FerCamera(Node):
         #: video) get the frame itself instead of a DDS copy; they must not modify it
         #: (given here, so that they see the first frame too)
         self.frame_hooks: list[Callable[[np.ndarray, Header], None]] = list(frame_hooks or [])
+        self.frame_id = p["frame_id"] or f"{p['camera_name']}_optical_frame"
+        self.calibration: CameraCalibration | None = None
+        self._info_cache: tuple[tuple[int, int], CameraInfo] | None = None
         try:
+            if p["camera_info_url"]:
+                self.calibration = load_calibration(p["camera_info_url"], _package_share)
+                if self.calibration.camera_name and self.calibration.camera_name != p["camera_name"]:
+                    self.get_logger().warning(
+                        f"calibration {self.calibration.source} is for camera "
+                        f"'{self.calibration.camera_name}', this is '{p['camera_name']}'; using it anyway")
             self.source = FrameSource(p["source"], loop=p["loop"], resize=parse_resize(p["resize"]),
                                       reopen_interval=p["reopen_interval"])
         except BaseException:
@@ -80,6 +94,9 @@ class FerCamera(Node):
         self._pub = self.create_publisher(Image, topic, qos)
         self._cpub = (self.create_publisher(CompressedImage, topic + "/compressed", qos)
                       if p["publish_compressed"] else None)
+        # image_transport's convention: camera_info beside the image, in the image topic's namespace.
+        self.info_topic = topic.rsplit("/", 1)[0] + "/camera_info"
+        self._info_pub = self.create_publisher(CameraInfo, self.info_topic, qos)
         self._period = 1.0 / p["rate"]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fer_camera", daemon=True)
@@ -87,6 +104,9 @@ class FerCamera(Node):
         self.get_logger().info(
             f"publishing {self.source.describe()} on {topic} at {p['rate']:g} Hz"
             + (f" (+ {topic}/compressed)" if self._cpub else "")
+            + f", {self.info_topic} "
+            + (f"from {self.calibration.source}" if self.calibration else "uncalibrated")
+            + f", frame {self.frame_id}"
         )
 
     def _on_change(self, changed: dict) -> None:
@@ -119,6 +139,7 @@ class FerCamera(Node):
                 header = self._header()
                 try:
                     self._pub.publish(numpy_to_image(frame, "bgr8", header=header))
+                    self._info_pub.publish(self.camera_info(frame.shape[1], frame.shape[0], header))
                     if self._cpub is not None:
                         self._cpub.publish(bgr_to_compressed(frame, "jpeg", header=header,
                                                              quality=p["jpeg_quality"]))
@@ -158,8 +179,25 @@ class FerCamera(Node):
     def _header(self):
         h = Header()
         h.stamp = self.get_clock().now().to_msg()
-        h.frame_id = self.params["frame_id"]
+        h.frame_id = self.frame_id
         return h
+
+    def camera_info(self, width: int, height: int, header: Header) -> CameraInfo:
+        """CameraInfo of a ``width`` x ``height`` frame: the calibration scaled to that size (a
+        ``resize`` of the source), or uncalibrated; built once per size, stamped per frame."""
+        if self._info_cache is None or self._info_cache[0] != (width, height):
+            if self.calibration is not None:
+                calib = self.calibration.for_size(width, height)
+                if (width, height) != (self.calibration.width, self.calibration.height):
+                    self.get_logger().warning(
+                        f"calibration {self.calibration.source} is for {self.calibration.width}x"
+                        f"{self.calibration.height} images, these are {width}x{height}: intrinsics scaled")
+            else:
+                calib = uncalibrated(width, height)
+            self._info_cache = ((width, height), camera_info_message(calib))
+        msg = self._info_cache[1]
+        msg.header = header
+        return msg
 
     def _finish(self, code: int) -> None:
         self.exit_code = code
@@ -175,6 +213,23 @@ class FerCamera(Node):
         if source is not None:
             source.close()
         super().destroy_node()
+
+
+def _package_share(package: str) -> str:
+    from ament_index_python.packages import get_package_share_directory
+
+    return get_package_share_directory(package)
+
+
+def camera_info_message(calib: CameraCalibration) -> CameraInfo:
+    msg = CameraInfo()
+    msg.width, msg.height = calib.width, calib.height
+    msg.distortion_model = calib.distortion_model
+    msg.d = list(calib.d)
+    msg.k = list(calib.k)
+    msg.r = list(calib.r)
+    msg.p = list(calib.p)
+    return msg
 
 
 def make_camera_node(node_name: str = "fer_camera", **node_kwargs: Any) -> FerCamera:
@@ -233,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     with ros_process(argv) as nodes:
         try:
             node = make_camera_node(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
-        except (SourceError, ParameterValueError, FileNotFoundError) as e:
+        except (SourceError, ParameterValueError, CalibrationError, FileNotFoundError) as e:
             return startup_error("fer_camera", str(e))
         return spin_node(nodes, node, SingleThreadedExecutor())
     return 0

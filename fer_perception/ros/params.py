@@ -17,6 +17,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.parameter import Parameter
 
 from fer_perception.params import ParameterValueError, ParamSpec, all_parameter_names, load_specs
+from fer_perception.ros.compat import on_parameters_set
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -114,8 +115,7 @@ class ParameterSet:
                 raise ParameterValueError(f"parameter {reason}")
             self.values[name] = value
         self._on_change = on_change
-        node.add_on_set_parameters_callback(self._on_set)
-        node.add_post_set_parameters_callback(self._post_set)
+        on_parameters_set(node, self._on_set, self._post_set)  # (a shim on Humble: ros/compat.py)
 
     def _check_override(self, overrides: dict, name: str, spec: ParamSpec) -> None:
         """Validate a start-up value before rclpy sees it (clear reason; 2 -> 2.0 for doubles)."""

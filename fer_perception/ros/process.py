@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import rclpy
@@ -16,6 +18,7 @@ import rclpy.utilities
 import yaml
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+from fer_perception.ros.compat import events_executor_or_single
 from fer_perception.ros.dds import ensure_fastdds_profile
 
 EXIT_STARTUP_ERROR = 2  # model/parameters/messages unusable: nothing was started
@@ -78,9 +81,7 @@ def make_executor():
     """Executor of a single-node process: FER_EXECUTOR=events (rclpy's C++ EventsExecutor) or
     single (SingleThreadedExecutor, the default)."""
     if os.environ.get("FER_EXECUTOR", "single") == "events":
-        from rclpy.experimental import EventsExecutor  # opt-in: not in every distribution's rclpy
-
-        return EventsExecutor()
+        return events_executor_or_single()  # opt-in: not in every distribution's rclpy
     return SingleThreadedExecutor()
 
 
@@ -125,11 +126,12 @@ def spin_node(nodes: list, node, executor) -> int:
 
 
 @contextlib.contextmanager
-def ros_process(argv: list[str]):
+def ros_process(argv: list[str], *, end_of_process: bool = True):
     """Sets the Fast DDS profile, initialises rclpy, yields a list the caller adds its nodes to, and
     always destroys them and shuts rclpy down. Ctrl-C, an external shutdown and whatever rclpy raises
     because a signal shut the context down mid-way end the block quietly (no traceback); the caller
-    then returns status 0 after the ``with``.
+    then returns status 0 after the ``with``. ``end_of_process`` (the entry points): the process
+    exits after the block, so SIGINT stays ignored from the teardown on (see ``ignoring_sigint``).
     """
     ensure_fastdds_profile()
     rclpy.init(args=argv)
@@ -145,12 +147,32 @@ def ros_process(argv: list[str]):
         if rclpy.ok():
             raise
     finally:
-        for node in nodes:
-            try:
-                node.destroy_node()
-            except Exception:
-                pass
-        rclpy.try_shutdown()
+        with ignoring_sigint(restore=not end_of_process):
+            for node in nodes:
+                try:
+                    node.destroy_node()
+                except Exception:
+                    pass
+            rclpy.try_shutdown()
+
+
+@contextlib.contextmanager
+def ignoring_sigint(restore: bool = True):
+    """SIGINT ignored while a process tears its nodes down (and, with ``restore=False``, until it
+    exits). Ctrl-C in a terminal reaches every process of the foreground group and `ros2 launch`
+    then forwards its own SIGINT: that second one used to land in ``destroy_node`` as a
+    KeyboardInterrupt traceback, or just after the teardown as Python's exit by SIGINT (status -2),
+    instead of a clean exit 0. SIGTERM and launch's escalation to SIGKILL still stop a teardown
+    that hangs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if restore:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 def startup_error(prog: str, message: str) -> int:

@@ -85,5 +85,5 @@ def test_installed_interface_matches_source():
         pytest.skip(f"installed fer_msgs share dir not found (package at {fer_msgs.__file__})")
     for name in ("FaceEmotion.msg", "FaceEmotionArray.msg"):
         assert (installed / name).read_text() == (MSG_DIR / name).read_text(), (
-            f"{installed / name} differs from the source; re-run scripts/build_fer_msgs.sh"
+            f"{installed / name} differs from the source; re-run scripts/build_interfaces.sh"
         )

@@ -122,7 +122,7 @@ def test_hamilton_clip_from_fer_camera_process(ros_env, procs, observer, random_
     unmatched = [s for s in out_stamps if s not in stamp_set and s >= min(img_stamps)]
     assert not unmatched, unmatched[:5]
     assert out_stamps == sorted(out_stamps) and len(set(out_stamps)) == len(out_stamps)
-    assert all(m.header.frame_id == "camera" for m in out_msgs)
+    assert all(m.header.frame_id == "camera_optical_frame" for m in out_msgs)  # fer_camera's default
 
     # Faces where people are visible: the last 40 % of the frames all show a face.
     late = set(img_stamps[int(0.6 * len(img_stamps)):])

@@ -59,10 +59,10 @@ def test_a_signal_between_start_up_and_spinning_is_a_clean_exit():
     status 1; ros_process now takes it as the shutdown it is. A real error still propagates."""
     from fer_perception.ros.process import ros_process
 
-    with ros_process([]) as nodes:
+    with ros_process([], end_of_process=False) as nodes:
         assert nodes == []
         rclpy.shutdown()  # what rclpy's signal handler does
         rclpy.executors.SingleThreadedExecutor()  # raises: the context is not valid
     with pytest.raises(ValueError, match="a real bug"):
-        with ros_process([]):
+        with ros_process([], end_of_process=False):
             raise ValueError("a real bug")
