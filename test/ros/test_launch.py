@@ -61,6 +61,9 @@ def video_launch(tmp_path_factory, hamilton_clip):
     try:
         rh.wait_until(lambda: any(m.faces for m in client.snapshot(faces)), rh.patience(90),
                       "a FaceEmotionArray with a face from the launched system")
+        # Best-effort 640x360 frames can lose fragments on a loaded machine: wait for one whole frame.
+        rh.wait_until(lambda: client.snapshot(images) and client.snapshot(infos), rh.patience(30),
+                      "an image and a camera_info from the launched fer_camera")
         yield {"launch": launch, "client": client, "faces": faces, "images": images, "infos": infos}
     finally:
         launch.kill()

@@ -141,7 +141,7 @@ def test_hamilton_clip_from_fer_camera_process(ros_env, procs, observer, random_
 
     # fer_listener (another process) printed five messages in its format and exited by itself.
     assert listener.wait(timeout=20) == 0, listener.output()
-    lines = [ln for ln in listener.output().splitlines() if re.match(r"^\d+\.\d{9} camera \d+ faces?", ln)]
+    lines = [ln for ln in listener.output().splitlines() if re.match(r"^\d+\.\d{9} camera_optical_frame \d+ faces?", ln)]
     assert len(lines) == 5, listener.output()
 
     # The camera went away: stale WARN. Another camera process on the same topic: processing resumes.
