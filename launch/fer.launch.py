@@ -36,10 +36,17 @@ def _nodes(context, *args, **kwargs):
     actions = []
 
     # Fast DDS shared-memory profile (16 MB segments, so that best-effort images between processes
-    # are not lost); a value the user set wins.
-    profile = os.path.join(share, "config", "fastdds_shm.xml")
-    if "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ and os.path.isfile(profile):
-        actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile))
+    # are not lost), under both names: FASTDDS_ (Fast DDS 3, Kilted+) and FASTRTPS_ (Fast DDS 2.x,
+    # Humble/Jazzy), each read only by its own generation. A file the user named in either wins
+    # (fer_perception.ros.dds.ensure_fastdds_profile does the same for the entry points).
+    names = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+    profile = next((os.environ[n] for n in names if os.environ.get(n)), None)
+    if profile is None:
+        profile = os.path.join(share, "config", "fastdds_shm.xml")
+        profile = profile if os.path.isfile(profile) else None
+    for name in names:
+        if profile is not None and not os.environ.get(name):
+            actions.append(SetEnvironmentVariable(name, profile))
 
     if _true(LaunchConfiguration("camera").perform(context)):
         source = ""

@@ -67,8 +67,8 @@ def isolated_ros_env(log_dir: Path) -> dict[str, str]:
         RCUTILS_LOGGING_BUFFERED_STREAM="0",
         PYTHONUNBUFFERED="1",
     )
-    if FASTDDS_PROFILE.exists():
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+    if FASTDDS_PROFILE.exists():  # both names: Fast DDS 3 (kilted) and 2.x (jazzy) read one each
+        env.update(FASTDDS_DEFAULT_PROFILES_FILE=str(FASTDDS_PROFILE), FASTRTPS_DEFAULT_PROFILES_FILE=str(FASTDDS_PROFILE))
     return env
 
 
@@ -76,7 +76,8 @@ def isolated_ros_env(log_dir: Path) -> dict[str, str]:
 def ros_env(tmp_path, monkeypatch) -> dict[str, str]:
     """Isolated ROS 2 environment, applied to this process and returned for subprocesses."""
     env = isolated_ros_env(tmp_path / "ros_log")
-    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "FASTDDS_DEFAULT_PROFILES_FILE"):
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "FASTDDS_DEFAULT_PROFILES_FILE",
+                "FASTRTPS_DEFAULT_PROFILES_FILE"):
         if key in env:
             monkeypatch.setenv(key, env[key])
     return env

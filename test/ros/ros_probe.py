@@ -6,7 +6,7 @@
     python test/ros/ros_probe.py compare [--count N] [--rate HZ]  (the measurement, prints a table)
 
 Every role ends on its own (count reached, duration or idle timeout), so a stuck peer never hangs a
-test. The ROS environment (ROS_DOMAIN_ID, discovery range, FASTDDS_DEFAULT_PROFILES_FILE) comes from
+test. The ROS environment (ROS_DOMAIN_ID, discovery range, FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE) comes from
 the caller.
 """
 
@@ -190,9 +190,10 @@ def run_relay(args) -> int:
 def _env(domain: int, profile: str | None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-    if profile:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = profile
+    for key in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):  # Fast DDS 3 / 2.x
+        env.pop(key, None)
+        if profile:
+            env[key] = profile
     return env
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from fer_perception.ros import dds
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,21 +27,31 @@ def test_profile_has_16mb_shm_segment_and_is_default():
     assert participant.findtext(".//f:useBuiltinTransports", namespaces=NS) == "false"
 
 
-def test_ensure_profile_sets_unset_variable():
+def test_ensure_profile_sets_both_fast_dds_generations():
+    """Fast DDS 3 (kilted) reads only FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 2.x (jazzy, humble) only
+    FASTRTPS_DEFAULT_PROFILES_FILE: both are set."""
     env: dict[str, str] = {}
     value = dds.ensure_fastdds_profile(env)
-    assert value == env[dds.PROFILE_ENV]
+    assert env == {"FASTDDS_DEFAULT_PROFILES_FILE": value, "FASTRTPS_DEFAULT_PROFILES_FILE": value}
     assert Path(value).is_file() and Path(value).read_bytes() == PROFILE.read_bytes()
 
 
-def test_ensure_profile_keeps_user_setting():
-    env = {dds.PROFILE_ENV: "/etc/my_profile.xml"}
+@pytest.mark.parametrize("name", ["FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"])
+def test_ensure_profile_keeps_user_setting_on_either_name(name):
+    env = {name: "/etc/my_profile.xml"}
     assert dds.ensure_fastdds_profile(env) == "/etc/my_profile.xml"
-    assert env == {dds.PROFILE_ENV: "/etc/my_profile.xml"}
+    assert env == {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/my_profile.xml",
+                   "FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/my_profile.xml"}
+    both = {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/a.xml", "FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/b.xml"}
+    dds.ensure_fastdds_profile(both)
+    assert both == {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/a.xml", "FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/b.xml"}
 
 
 def test_ensure_profile_defaults_to_process_environment(monkeypatch):
-    monkeypatch.delenv(dds.PROFILE_ENV, raising=False)
     import os
 
-    assert dds.ensure_fastdds_profile() == os.environ[dds.PROFILE_ENV]
+    for name in dds.PROFILE_ENVS:
+        monkeypatch.delenv(name, raising=False)
+    value = dds.ensure_fastdds_profile()
+    assert value == os.environ[dds.PROFILE_ENV] == os.environ[dds.LEGACY_PROFILE_ENV]
+
