@@ -67,8 +67,10 @@ def isolated_ros_env(log_dir: Path) -> dict[str, str]:
         RCUTILS_LOGGING_BUFFERED_STREAM="0",
         PYTHONUNBUFFERED="1",
     )
-    if FASTDDS_PROFILE.exists():  # both names: Fast DDS 3 (kilted) and 2.x (jazzy) read one each
-        env.update(FASTDDS_DEFAULT_PROFILES_FILE=str(FASTDDS_PROFILE), FASTRTPS_DEFAULT_PROFILES_FILE=str(FASTDDS_PROFILE))
+    if FASTDDS_PROFILE.exists():  # under the name this Fast DDS reads (3: FASTDDS_, 2.x/jazzy: FASTRTPS_)
+        from fer_perception.ros.dds import profile_environment
+
+        env.update(profile_environment(str(FASTDDS_PROFILE), env))
     return env
 
 

@@ -69,8 +69,10 @@ def isolated_env(log_dir: Path, domain_id: int | None = None) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         TF_CPP_MIN_LOG_LEVEL="2",
     )
-    if FASTDDS_PROFILE.exists():  # both names: Fast DDS 3 (kilted) and 2.x (jazzy) read one each
-        env.update(FASTDDS_DEFAULT_PROFILES_FILE=str(FASTDDS_PROFILE), FASTRTPS_DEFAULT_PROFILES_FILE=str(FASTDDS_PROFILE))
+    if FASTDDS_PROFILE.exists():  # under the name this Fast DDS reads (3: FASTDDS_, 2.x/jazzy: FASTRTPS_)
+        from fer_perception.ros.dds import profile_environment
+
+        env.update(profile_environment(str(FASTDDS_PROFILE), env))
     return env
 
 

@@ -190,10 +190,12 @@ def run_relay(args) -> int:
 def _env(domain: int, profile: str | None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    for key in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):  # Fast DDS 3 / 2.x
+    from fer_perception.ros.dds import PROFILE_ENVS, profile_environment
+
+    for key in PROFILE_ENVS:
         env.pop(key, None)
-        if profile:
-            env[key] = profile
+    if profile:  # under the name this Fast DDS reads (3: FASTDDS_, 2.x/jazzy: FASTRTPS_)
+        env.update(profile_environment(profile, env))
     return env
 
 

@@ -50,8 +50,9 @@ def test_image_to_face_emotion_array_across_processes(ros_env):
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-    assert ros_env.get("FASTDDS_DEFAULT_PROFILES_FILE") and ros_env.get("FASTRTPS_DEFAULT_PROFILES_FILE"), \
-        "conftest should apply config/fastdds_shm.xml (under the names of Fast DDS 3 and 2.x)"
+    from fer_perception.ros.dds import profile_env_names
+
+    assert all(ros_env.get(name) for name in profile_env_names(ros_env)), "conftest should apply config/fastdds_shm.xml"
     relay = _start("relay", ros_env, "--topic", "/probe/image", "--out", "/probe/faces", "--duration", "40")
     # 640x480 rgb8 with 64 bytes of row padding: the relay must honour step and swap channels.
     pub = _start("pub", ros_env, "--topic", "/probe/image", "--reliable", "--depth", "10", "--encoding", "rgb8",
@@ -99,7 +100,7 @@ def test_best_effort_640x480_frames_arrive_with_shm_profile(ros_env):
     The environment is what fer_perception.ros.dds.ensure_fastdds_profile makes of one without
     any profile variable (what every entry point does), so this checks that the profile reaches the
     Fast DDS of this distribution (3.x reads FASTDDS_DEFAULT_PROFILES_FILE, Jazzy's 2.14 only
-    FASTRTPS_DEFAULT_PROFILES_FILE)."""
+    FASTRTPS_DEFAULT_PROFILES_FILE). No process may warn about a deprecated name either."""
     from fer_perception.ros.dds import PROFILE_ENVS, ensure_fastdds_profile
 
     env = {k: v for k, v in ros_env.items() if k not in PROFILE_ENVS}
@@ -120,3 +121,4 @@ def test_best_effort_640x480_frames_arrive_with_shm_profile(ros_env):
     result = json.loads(out.strip().splitlines()[-1])
     assert result["received"] >= 0.8 * count, f"best-effort frames lost with the SHM profile: {result}"
     assert "XMLPARSER" not in err + pub.stderr
+    assert "deprecated" not in err + pub.stderr, err + pub.stderr
