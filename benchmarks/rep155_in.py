@@ -152,7 +152,8 @@ def main(argv=None) -> int:
 
     log_dir = Path(tempfile.mkdtemp(prefix="rep155_bench_"))
     env = isolated_ros_env(log_dir / "ros_log")
-    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "FASTDDS_DEFAULT_PROFILES_FILE"):
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "FASTDDS_DEFAULT_PROFILES_FILE",
+                "FASTRTPS_DEFAULT_PROFILES_FILE"):
         if key in env:
             os.environ[key] = env[key]
     load = rh.machine_load()

@@ -22,14 +22,15 @@ from fer_perception.errors import FerError
 from fer_perception.inference import resolve_model_path
 from fer_perception.labels import valence_arousal
 from fer_perception.params import load_specs
-from fer_perception.pipeline import FacePipeline, PerceptionPipeline
+from fer_perception.pipeline import EmotionClassifier, FacePipeline, PerceptionPipeline
 from fer_perception.smoothing import SmoothingConfig, TrackSmoother
 from fer_perception.tracking import FaceTracker, select_faces
 
 NODE_KEY = "fer_node"
 
 #: fer_node parameters that build the pipeline (read-only: fixed at start-up).
-PIPELINE_OPTIONS = ("model_path", "backend", "detector", "precision", "threads", "min_face_size", "max_faces",
+PIPELINE_OPTIONS = ("input_mode", "model_path", "backend", "detector", "precision", "threads", "min_face_size",
+                    "max_faces",
                     "detector_model", "detector_whole_frame_model", "detector_tiles", "detector_scan_frames", "detector_track_regions",
                     "detector_score_threshold")
 #: fer_node parameter -> BlazeFace option (fer_perception.blazeface.BlazeFaceDetector)
@@ -70,8 +71,14 @@ def max_faces_capacity() -> int:
     return int(spec.range[1]) if spec.range else 64
 
 
-def pipeline_from_params(options: Mapping[str, Any]) -> FacePipeline:
-    """FacePipeline from fer_node's parameters (model_path '' = the shipped model)."""
+def pipeline_from_params(options: Mapping[str, Any]) -> FacePipeline | EmotionClassifier:
+    """FacePipeline from fer_node's parameters (model_path '' = the shipped model); with
+    ``input_mode: rep155`` the emotion model alone (EmotionClassifier): the faces come from another
+    detector, so no detector is built and none of the detector_* options are read."""
+    if options.get("input_mode") == "rep155":
+        return EmotionClassifier.from_options(
+            resolve_model_path(options["model_path"]), backend=options["backend"], precision=options["precision"],
+            threads=options["threads"] or None, max_batch=max_faces_capacity())
     return FacePipeline.from_options(
         resolve_model_path(options["model_path"]),
         backend=options["backend"],

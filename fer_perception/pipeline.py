@@ -28,8 +28,8 @@ from fer_perception.inference import (
 )
 from fer_perception.preprocessing import align_detection, align_face, box_eye_ratios_for, to_model_input
 
-__all__ = ["DEFAULT_MODEL_PATH", "FaceClassifier", "FacePipeline", "FaceResult", "PerceptionPipeline",
-           "PipelineInfo", "StageTimings"]
+__all__ = ["DEFAULT_MODEL_PATH", "EmotionClassifier", "FaceClassifier", "FacePipeline", "FaceResult",
+           "PerceptionPipeline", "PipelineInfo", "StageTimings"]
 
 DEFAULT_MIN_FACE_SIZE = 24
 DEFAULT_MAX_FACES = 8
@@ -135,13 +135,64 @@ class PerceptionPipeline(Protocol):
 @runtime_checkable
 class FaceClassifier(Protocol):
     """Faces aligned elsewhere in, probabilities out: what fer_node's REP-155 input mode needs (the
-    faces come from another detector's topics, re-aligned by fer_perception.hri)."""
+    faces come from another detector's topics, re-aligned by fer_perception.hri). No detector:
+    :class:`EmotionClassifier` is the real one (FacePipeline implements it too)."""
 
     labels: tuple[str, ...]
+    model_confidence_threshold: float | None
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
         """N x 48 x 48 uint8 aligned grey faces -> N x K float32 probabilities, in ONE inference call."""
         ...
+
+    def info(self) -> PipelineInfo: ...
+
+    def close(self) -> None: ...
+
+
+#: PipelineInfo.detector of a classifier without a detector of its own (fer_node's input_mode rep155)
+NO_DETECTOR = "none"
+
+
+@dataclass
+class EmotionClassifier:
+    """The emotion model alone, no face detector: a :class:`FaceClassifier` for faces that were
+    found and aligned elsewhere (fer_node's input_mode rep155 follows another detector's faces, so
+    it loads no detector model at all)."""
+
+    backend: InferenceBackend
+
+    @classmethod
+    def from_options(cls, model_path: str | os.PathLike = DEFAULT_MODEL_PATH, backend: str = "auto",
+                     precision: str = "fp32", threads: int | None = None, *,
+                     max_batch: int = DEFAULT_MAX_FACES) -> "EmotionClassifier":
+        return cls(create_backend(backend, Path(model_path), precision=precision, threads=threads,
+                                  max_batch=max_batch))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.backend.labels
+
+    @property
+    def model_confidence_threshold(self) -> float | None:
+        return self.backend.sidecar.confidence_threshold
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        crops = np.asarray(crops)
+        if crops.shape[0] == 0:
+            return np.empty((0, len(self.labels)), np.float32)
+        return self.backend.predict(to_model_input(crops))
+
+    def info(self) -> PipelineInfo:
+        described = self.backend.describe()
+        return PipelineInfo(backend=self.backend.name, model=str(self.backend.model_path), detector=NO_DETECTOR,
+                            precision=described.get("precision"), providers=tuple(described.get("providers") or ()))
+
+    def describe(self) -> dict:
+        return {"detector": None, "backend": self.backend.describe()}
+
+    def close(self) -> None:
+        self.backend.close()
 
 
 def _int_box(box, width: int, height: int) -> tuple[int, int, int, int]:

@@ -36,10 +36,18 @@ def _nodes(context, *args, **kwargs):
     actions = []
 
     # Fast DDS shared-memory profile (16 MB segments, so that best-effort images between processes
-    # are not lost); a value the user set wins.
-    profile = os.path.join(share, "config", "fastdds_shm.xml")
-    if "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ and os.path.isfile(profile):
-        actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile))
+    # are not lost), under the name this Fast DDS reads: FASTDDS_ (Fast DDS 3, Kilted+) or FASTRTPS_
+    # (Fast DDS 2.x, Humble/Jazzy). A file the user named in either wins (the entry points do the
+    # same for themselves: fer_perception.ros.dds.ensure_fastdds_profile).
+    from fer_perception.ros.dds import PROFILE_ENVS, profile_env_names
+
+    profile = next((os.environ[n] for n in PROFILE_ENVS if os.environ.get(n)), None)
+    if profile is None:
+        profile = os.path.join(share, "config", "fastdds_shm.xml")
+        profile = profile if os.path.isfile(profile) else None
+    for name in profile_env_names():
+        if profile is not None and not os.environ.get(name):
+            actions.append(SetEnvironmentVariable(name, profile))
 
     if _true(LaunchConfiguration("camera").perform(context)):
         source = ""

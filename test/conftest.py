@@ -67,8 +67,10 @@ def isolated_ros_env(log_dir: Path) -> dict[str, str]:
         RCUTILS_LOGGING_BUFFERED_STREAM="0",
         PYTHONUNBUFFERED="1",
     )
-    if FASTDDS_PROFILE.exists():
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+    if FASTDDS_PROFILE.exists():  # under the name this Fast DDS reads (3: FASTDDS_, 2.x/jazzy: FASTRTPS_)
+        from fer_perception.ros.dds import profile_environment
+
+        env.update(profile_environment(str(FASTDDS_PROFILE), env))
     return env
 
 
@@ -76,7 +78,8 @@ def isolated_ros_env(log_dir: Path) -> dict[str, str]:
 def ros_env(tmp_path, monkeypatch) -> dict[str, str]:
     """Isolated ROS 2 environment, applied to this process and returned for subprocesses."""
     env = isolated_ros_env(tmp_path / "ros_log")
-    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "FASTDDS_DEFAULT_PROFILES_FILE"):
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "FASTDDS_DEFAULT_PROFILES_FILE",
+                "FASTRTPS_DEFAULT_PROFILES_FILE"):
         if key in env:
             monkeypatch.setenv(key, env[key])
     return env

@@ -85,8 +85,10 @@ from fer_perception.smoothing import SmoothingConfig
 from fer_perception.stats import PipelineStats
 from fer_perception.tracking import FaceTracker
 
-#: Builds the pipeline from the node's PIPELINE_OPTIONS parameters (tests pass fakes).
-PipelineFactory = Callable[[dict], PerceptionPipeline]
+#: Builds the pipeline from the node's PIPELINE_OPTIONS parameters (tests pass fakes): a
+#: PerceptionPipeline (detector + model) for input_mode camera, a FaceClassifier (the model alone,
+#: no detector) for input_mode rep155.
+PipelineFactory = Callable[[dict], "PerceptionPipeline | FaceClassifier"]
 
 SMOOTHING_PARAMETERS = frozenset({"smoothing", "smoothing_alpha", "smoothing_window", "hysteresis_margin",
                                   "hysteresis_frames", "confidence_threshold"})
@@ -144,7 +146,11 @@ class FerRosShell:
         self.params = ParameterSet(node, NODE_KEY, on_change=self._on_params_changed)
         p = self.params
         self.stats = PipelineStats()
+        #: what the factory built: the PerceptionPipeline (camera) or FaceClassifier (rep155)
+        self.pipeline: PerceptionPipeline | FaceClassifier | None = None
+        #: the per-frame work of input_mode camera; None in rep155 mode (the detector's faces go to HriInput)
         self.perception: FramePerception | None = None
+        self.labels: tuple[str, ...] = ()
         self.info: dict[str, str] = {}
         self.configured = False
         self.active = False
@@ -177,16 +183,16 @@ class FerRosShell:
         if perception is not None:
             if SMOOTHING_PARAMETERS & changed.keys():
                 perception.set_smoothing(SmoothingConfig.from_params(self.params.values))
-                if self._hri_in is not None:
-                    self._hri_in.set_smoothing(self._smoothing_with_labels())
-            if "confidence_threshold" in changed and self._vision_out is not None:
-                self._vision_out.publish_label_info(changed["confidence_threshold"])
             if {"min_face_size", "max_faces"} & changed.keys():
                 perception.set_face_limits(self.params["min_face_size"], self.params["max_faces"])
             if "track_iou_threshold" in changed:
                 perception.tracker.iou_threshold = changed["track_iou_threshold"]
             if "track_max_missed" in changed:
                 perception.tracker.max_missed = changed["track_max_missed"]
+        if SMOOTHING_PARAMETERS & changed.keys() and self._hri_in is not None:
+            self._hri_in.set_smoothing(self._smoothing_with_labels())
+        if "confidence_threshold" in changed and self._vision_out is not None:
+            self._vision_out.publish_label_info(changed["confidence_threshold"])
         if "enabled" in changed and self.active:
             if changed["enabled"]:
                 self._subscribe()
@@ -204,23 +210,27 @@ class FerRosShell:
 
     # --- lifecycle -----------------------------------------------------------------------------
     def configure(self) -> None:
-        """Load the model and create the publishers. Raises FerError when the model is unusable."""
+        """Load the model (and, for input_mode camera, the detector) and create the publishers.
+        Raises FerError when the model is unusable."""
         if self.configured:
             return
         p = self.params
         options = {k: p[k] for k in PIPELINE_OPTIONS}
         pipeline = self._factory(options)
+        self.pipeline = pipeline
+        self.labels = tuple(pipeline.labels)
         self._adopt_model_threshold(pipeline)
-        self.perception = FramePerception(
-            pipeline, FaceTracker.from_params(p.values), SmoothingConfig.from_params(p.values),
-            min_face_size=p["min_face_size"], max_faces=p["max_faces"])
+        if p["input_mode"] != "rep155":
+            self.perception = FramePerception(
+                pipeline, FaceTracker.from_params(p.values), SmoothingConfig.from_params(p.values),
+                min_face_size=p["min_face_size"], max_faces=p["max_faces"])
         self.info = pipeline.info().as_dict()
         m = fer_messages()
         self._faces_pub = self.node.create_publisher(m.FaceEmotionArray, "~/faces", 10)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
         self._labels_pub = self.node.create_publisher(String, "~/labels", latched)
-        self._labels_pub.publish(String(data=json.dumps(list(self.perception.labels))))
+        self._labels_pub.publish(String(data=json.dumps(list(self.labels))))
         annotated_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                    history=HistoryPolicy.KEEP_LAST)
         self._annotated_pub = self.node.create_publisher(Image, "~/annotated", annotated_qos)
@@ -237,7 +247,7 @@ class FerRosShell:
         )
 
     def _smoothing_with_labels(self) -> SmoothingConfig:
-        return SmoothingConfig.from_params(self.params.values, labels=tuple(self.perception.labels))
+        return SmoothingConfig.from_params(self.params.values, labels=self.labels)
 
     def _missing(self, option: str, package: str, error: Exception) -> None:
         """An optional output whose message package is missing: said once, the node runs on."""
@@ -249,7 +259,7 @@ class FerRosShell:
             f"is off, everything else runs. Build {package} into this environment (README: 'REP-155 and "
             f"vision_msgs') or source a ROS 2 install that has ros-<distro>-{package.replace('_', '-')}.")
 
-    def _configure_hri_and_vision(self, pipeline: PerceptionPipeline) -> None:
+    def _configure_hri_and_vision(self, pipeline: PerceptionPipeline | FaceClassifier) -> None:
         p = self.params
         if p["input_mode"] == "rep155":
             if not isinstance(pipeline, FaceClassifier):
@@ -274,7 +284,7 @@ class FerRosShell:
                     self._missing("publish_rep155", "hri_msgs", e)
         if p["publish_vision_msgs"]:
             try:
-                self._vision_out = VisionOutput(self.node, self.perception.labels, self.face_ids,
+                self._vision_out = VisionOutput(self.node, self.labels, self.face_ids,
                                                 p["confidence_threshold"])
             except ImportError as e:
                 self._missing("publish_vision_msgs", "vision_msgs", e)
@@ -302,7 +312,7 @@ class FerRosShell:
         if self._vision_out is not None:
             self._vision_out.publish(header, faces)
 
-    def _adopt_model_threshold(self, pipeline: PerceptionPipeline) -> None:
+    def _adopt_model_threshold(self, pipeline: PerceptionPipeline | FaceClassifier) -> None:
         """The model's sidecar may carry its own confidence_threshold (chosen from its risk-coverage
         table); it replaces fer.yaml's default unless the parameter was given at start-up."""
         threshold = pipeline.model_confidence_threshold
@@ -349,9 +359,9 @@ class FerRosShell:
             if pub is not None:
                 self.node.destroy_publisher(pub)
         self._faces_pub = self._labels_pub = self._annotated_pub = None
-        if self.perception is not None:
-            self.perception.pipeline.close()
-        self.perception = None
+        if self.pipeline is not None:
+            self.pipeline.close()
+        self.pipeline = self.perception = None
         self.configured = False
 
     def state(self) -> str:

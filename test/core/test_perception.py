@@ -151,3 +151,30 @@ def test_an_eight_class_model_with_contempt():
     pipe.say(((20, 30, 60, 60), probs))
     [face] = perception.process(FRAME)
     assert face.label == "contempt" and len(face.probabilities) == 8
+
+
+def test_rep155_input_mode_builds_the_emotion_model_without_a_detector(monkeypatch):
+    """input_mode rep155 classifies another detector's faces: pipeline_from_params loads no detector."""
+    import fer_perception.pipeline as pipeline_mod
+    from fer_perception.perception import NODE_KEY, pipeline_from_params
+    from fer_perception.pipeline import NO_DETECTOR, EmotionClassifier, FaceClassifier
+
+    built = []
+    real = pipeline_mod.create_detector
+    monkeypatch.setattr(pipeline_mod, "create_detector", lambda *a, **k: built.append(a) or real(*a, **k))
+    options = defaults(NODE_KEY)
+    options.update(backend="onnxruntime", threads=1)
+    camera = pipeline_from_params(options)
+    assert len(built) == 1 and camera.info().detector == "blazeface"  # the counterpart: camera mode has one
+    options["input_mode"] = "rep155"
+    classifier = pipeline_from_params(options)
+    assert len(built) == 1  # none more
+    assert isinstance(classifier, EmotionClassifier) and isinstance(classifier, FaceClassifier)
+    assert not hasattr(classifier, "detector") and not hasattr(classifier, "process")
+    assert classifier.info().detector == NO_DETECTOR and classifier.info().model == camera.info().model
+    assert classifier.labels == camera.labels
+    crops = np.random.default_rng(0).integers(0, 255, (3, 48, 48), dtype=np.uint8)
+    np.testing.assert_allclose(classifier.classify(crops), camera.classify(crops), atol=1e-6)
+    assert classifier.classify(crops[:0]).shape == (0, len(classifier.labels))
+    classifier.close()
+    camera.close()

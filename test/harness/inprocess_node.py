@@ -69,7 +69,8 @@ def fake_frame(n: int, shift: int = 0, width: int = 640, height: int = 480) -> n
 
 
 class InProcessFer:
-    """FerNode (or FerLifecycleNode-free plain node) + helper node on one executor."""
+    """FerNode (or FerLifecycleNode-free plain node) + helper node on one executor. ``pipeline``
+    None: the node builds its own from its parameters (fer_perception.perception.pipeline_from_params)."""
 
     def __init__(self, env: dict[str, str], pipeline: Any, params: dict[str, Any],
                  image_topic: str = "/inproc/image") -> None:
@@ -86,7 +87,8 @@ class InProcessFer:
         params = {"qos_reliability": "reliable", "qos_depth": 5, "diagnostics_period": 0.2,
                   "publish_annotated": False, "min_face_size": 0, **params}
         try:
-            self.fer = FerNode(pipeline_factory=lambda options: pipeline, context=self.ctx,
+            self.fer = FerNode(pipeline_factory=None if pipeline is None else (lambda options: pipeline),
+                               context=self.ctx,
                                cli_args=["--ros-args", "-r", f"image:={image_topic}"],
                                parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
         except BaseException:  # a start-up error under test: leave no context behind

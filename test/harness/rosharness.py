@@ -69,8 +69,10 @@ def isolated_env(log_dir: Path, domain_id: int | None = None) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         TF_CPP_MIN_LOG_LEVEL="2",
     )
-    if FASTDDS_PROFILE.exists():
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+    if FASTDDS_PROFILE.exists():  # under the name this Fast DDS reads (3: FASTDDS_, 2.x/jazzy: FASTRTPS_)
+        from fer_perception.ros.dds import profile_environment
+
+        env.update(profile_environment(str(FASTDDS_PROFILE), env))
     return env
 
 
@@ -235,7 +237,8 @@ class RosClient:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
-        os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", env.get("FASTDDS_DEFAULT_PROFILES_FILE", ""))
+        for key in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
+            os.environ.setdefault(key, env.get(key, ""))
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, domain_id=int(env["ROS_DOMAIN_ID"]))
         self.node = rclpy.create_node(name, context=self.ctx)

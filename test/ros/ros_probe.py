@@ -6,7 +6,7 @@
     python test/ros/ros_probe.py compare [--count N] [--rate HZ]  (the measurement, prints a table)
 
 Every role ends on its own (count reached, duration or idle timeout), so a stuck peer never hangs a
-test. The ROS environment (ROS_DOMAIN_ID, discovery range, FASTDDS_DEFAULT_PROFILES_FILE) comes from
+test. The ROS environment (ROS_DOMAIN_ID, discovery range, FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE) comes from
 the caller.
 """
 
@@ -190,9 +190,12 @@ def run_relay(args) -> int:
 def _env(domain: int, profile: str | None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-    if profile:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = profile
+    from fer_perception.ros.dds import PROFILE_ENVS, profile_environment
+
+    for key in PROFILE_ENVS:
+        env.pop(key, None)
+    if profile:  # under the name this Fast DDS reads (3: FASTDDS_, 2.x/jazzy: FASTRTPS_)
+        env.update(profile_environment(profile, env))
     return env
 
 

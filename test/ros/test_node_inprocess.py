@@ -218,6 +218,11 @@ def test_labels_topic_is_latched_json(harness):
     assert json.loads(got[0].data) == list(EMOTION_LABELS)
 
 
+# qos_depth 10: every one of the 10 frames must reach the node's callback, so that the drops counted
+# are the node's own (the newest-frame worker's). With a depth-1 reader, DDS replaces a sample the
+# executor has not taken yet before the node sees it (uncountable, and timing-dependent: Jazzy's
+# rclpy executor under load misses the 20 ms gaps). A deep DDS queue must not become a backlog either.
+@pytest.mark.parametrize("harness", [{"qos_depth": 10}], indirect=True)
 def test_works_on_the_newest_frame_and_counts_drops(harness):
     harness.fake.delay = 0.3
     stamps = []

@@ -172,6 +172,60 @@ def test_fer_node_process_in_rep155_mode_answers_the_stand_in_detector(ros_env, 
         client.close()
 
 
+def _forbid_detectors(monkeypatch) -> None:
+    """Make building any face detector (BlazeFace or Haar, through either import) fail loudly."""
+    import fer_perception.detection as detection
+    import fer_perception.pipeline as pipeline_mod
+
+    def no_detector(*args, **kwargs):
+        raise AssertionError(f"a face detector was built: create_detector{args}")
+
+    monkeypatch.setattr(detection, "create_detector", no_detector)
+    monkeypatch.setattr(pipeline_mod, "create_detector", no_detector)
+
+
+def test_rep155_mode_builds_no_detector_and_still_answers(ros_env, pipeline, face_frames, monkeypatch):
+    """The node's own factory (not a test pipeline) in input_mode rep155 loads the emotion model only:
+    with every detector constructor failing, the node starts, answers the stand-in detector and says
+    detector none in its diagnostics."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from fer_perception.pipeline import EmotionClassifier
+    from fer_perception.ros.diagnostics import status_values
+
+    frame = face_frames["one"]
+    [detection] = pipeline.detector.detect(frame)  # the stand-in's faces, found before detectors are forbidden
+    _forbid_detectors(monkeypatch)
+    n = InProcessFer(ros_env, None, {"input_mode": "rep155", "backend": "onnxruntime", "threads": 1,
+                                     "rep155_max_wait": 0.2})
+    try:
+        n.standin = Rep155Standin(n.helper, seed=11)
+        assert isinstance(n.fer.shell.pipeline, EmotionClassifier) and n.fer.shell.perception is None
+        diags = n.collect(DiagnosticArray, "/diagnostics")
+        face_id = n.standin.new_id()
+        expressions = n.collect(Expression, f"/humans/faces/{face_id}/expression")
+        run_frames(n, frame, {face_id: faces_from_detections([detection])[0]},
+                   lambda s: with_stamp(n.snapshot(expressions), s))
+
+        def detector_value():
+            for arr in reversed(n.snapshot(diags)):
+                for st in arr.status:
+                    if st.name.startswith("fer_node"):
+                        return status_values(st).get("detector")
+            return None
+
+        assert n.wait(detector_value, 10, "a fer_node status") == "none"
+    finally:
+        n.close()
+
+
+def test_camera_mode_builds_its_detector(ros_env, monkeypatch):
+    """The counterpart that shows _forbid_detectors bites: the camera mode needs a detector."""
+    _forbid_detectors(monkeypatch)
+    with pytest.raises(AssertionError, match="a face detector was built"):
+        InProcessFer(ros_env, None, {"backend": "onnxruntime", "threads": 1})
+
+
 def pipeline_labels():
     from fer_perception.labels import EMOTION_LABELS
 
