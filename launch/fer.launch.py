@@ -6,8 +6,10 @@
     ros2 launch fer_perception fer.launch.py params_file:=/path/my_fer.yaml lifecycle:=true
     ros2 launch fer_perception fer.launch.py camera:=true device:=0 camera_info_url:=file:///path/head.yaml
 
-Parameters come from config/fer.yaml (sections fer_node and fer_camera) unless params_file names
-another file. pip-only installs (no launch/launch_ros) start the same nodes with the same
+Parameters: the nodes' own defaults (config/fer.yaml, sections fer_node and fer_camera), overridden
+by params_file when one is named. The shipped fer.yaml is not passed as a parameters file: what a
+parameters file sets counts as given at start-up, and a given confidence_threshold would replace the
+model's own (its sidecar's). pip-only installs (no launch/launch_ros) start the same nodes with the same
 parameters with `fer_bringup` (see docs/node.md).
 """
 
@@ -55,7 +57,7 @@ def _nodes(context, *args, **kwargs):
             value = LaunchConfiguration(key).perform(context)
             if value:
                 source = value
-        camera_params = [params_file]
+        camera_params = [params_file] if params_file else []
         overrides = {}
         if source:
             overrides["source"] = source
@@ -74,7 +76,7 @@ def _nodes(context, *args, **kwargs):
             parameters=camera_params, remappings=remaps, output="screen", emulate_tty=True,
         ))
 
-    node_params = [params_file]
+    node_params = [params_file] if params_file else []
     model = LaunchConfiguration("model_path").perform(context)
     backend = LaunchConfiguration("backend").perform(context)
     overrides = {}
@@ -103,8 +105,9 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
                               description="sensor_msgs/Image topic fer_node reads (and fer_camera publishes)"),
-        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "fer.yaml"),
-                              description="ROS 2 parameters file with fer_node / fer_camera sections"),
+        DeclareLaunchArgument("params_file", default_value="",
+                              description="ROS 2 parameters file with fer_node / fer_camera sections (empty: "
+                                          "the nodes' defaults, config/fer.yaml)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the nodes"),
         DeclareLaunchArgument("lifecycle", default_value="false",
                               description="run fer_node as a managed lifecycle node (needs configure + activate)"),

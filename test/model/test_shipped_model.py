@@ -70,17 +70,36 @@ def test_auto_on_a_cpu_runs_the_shipped_litert_twin(backend):
     np.testing.assert_allclose(auto.predict(faces), backend.predict(faces), atol=1e-5)
 
 
-def test_public_test_accuracy_matches_model_card(backend, fer2013_npz):
-    marker = SHIPPED[backend.model_path]
-    claimed = re.search(rf"<!-- {marker} public_test_accuracy: ([0-9.]+) -->", MODEL_CARD.read_text())
-    assert claimed, f"docs/MODEL_CARD.md must state {backend.model_path.name}'s PublicTest accuracy"
+@pytest.fixture(scope="module")
+def public_test(backend, fer2013_npz):
+    """(probabilities of the model, labels) on FER2013 PublicTest."""
     data = np.load(fer2013_npz)
     public = data["split"] == "public_test"
     images = data["images"][public].astype(np.float32)[..., None]
-    labels = data["labels"][public]
-    predictions = np.concatenate([backend.predict(images[i:i + 256]).argmax(1) for i in range(0, len(images), 256)])
-    accuracy = float((predictions == labels).mean())
+    probs = np.concatenate([backend.predict(images[i:i + 256]) for i in range(0, len(images), 256)])
+    return probs, data["labels"][public]
+
+
+def test_public_test_accuracy_matches_model_card(backend, public_test):
+    marker = SHIPPED[backend.model_path]
+    claimed = re.search(rf"<!-- {marker} public_test_accuracy: ([0-9.]+) -->", MODEL_CARD.read_text())
+    assert claimed, f"docs/MODEL_CARD.md must state {backend.model_path.name}'s PublicTest accuracy"
+    probs, labels = public_test
+    accuracy = float((probs.argmax(1) == labels).mean())
     assert accuracy == pytest.approx(float(claimed.group(1)), abs=5e-4)
+
+
+def test_sidecar_threshold_is_the_auto_rule_on_public_test(backend, public_test):
+    """The sidecar's confidence_threshold is what `fer-export --confidence-threshold auto` picks for this
+    very file: the lowest threshold whose kept PublicTest faces reach TARGET_KEPT_ACCURACY."""
+    evaluate = pytest.importorskip("fer_training.evaluate")
+    from fer_perception.inference import read_sidecar
+
+    probs, labels = public_test
+    chosen = evaluate.suggested_threshold(evaluate.risk_coverage(probs, labels))
+    assert chosen is not None
+    assert read_sidecar(backend.model_path).confidence_threshold == pytest.approx(chosen)
+    assert backend.sidecar.confidence_threshold == pytest.approx(chosen)  # what the node's pipeline reads
 
 
 @pytest.mark.parametrize("model_path", list(SHIPPED), ids=lambda path: path.stem)

@@ -90,6 +90,18 @@ def test_lifecycle_set_configure_and_activate(system):
     wait_faces(system, t0, "faces after activate")
 
 
+def test_the_launched_node_takes_the_shipped_models_threshold(system):
+    """`ros2 launch` with its default params_file gives no confidence_threshold: the shipped model's
+    sidecar sets it (fer.yaml's 0.4 is only the fallback), and the start log says so."""
+    from fer_perception.inference import DEFAULT_MODEL_PATH, read_sidecar
+
+    threshold = read_sidecar(DEFAULT_MODEL_PATH).confidence_threshold
+    assert threshold is not None, "the shipped sidecar names no confidence_threshold"
+    system["launch"].wait_for_output(f"confidence_threshold {threshold:g} from the model's sidecar", 30)
+    out = ros2(system, "param", "get", "/fer_node", "confidence_threshold")
+    assert f"{threshold:g}" in out.split(":")[-1], out
+
+
 def test_topic_echo_faces(system):
     """``ros2 topic echo /fer_node/faces`` (no --once: as the docs show it), ended with Ctrl-C."""
     echo = roscli.GroupProcess([system["ros2"], "topic", "echo", "/fer_node/faces"], system["env"],
