@@ -171,8 +171,15 @@ def check_good_frame(phase: Phase, frame: np.ndarray, reference, timeout: float 
                     box = (f.roi.x_offset, f.roi.y_offset, f.roi.width, f.roi.height)
                     detail["iou"] = round(iou(box, r.box), 3)
                     # JPEG changes the pixels slightly: compare boxes loosely, probabilities for raw only.
-                    detail["max_prob_diff"] = round(float(np.max(np.abs(np.asarray(f.probabilities) - r.probabilities))), 4)
-                    ok = detail["iou"] >= 0.5 and (phase.transport == "compressed" or detail["max_prob_diff"] < 1e-3)
+                    # The default detector is tracking-guided: which views run on this frame depends on
+                    # the frames before it, so the box (and the crop) may differ a little from the
+                    # stateless reference (IoU ~0.9 seen, probabilities within ~0.002): same top class and
+                    # probabilities within 0.02, not bit-identical.
+                    probs, ref = np.asarray(f.probabilities), np.asarray(r.probabilities)
+                    detail["max_prob_diff"] = round(float(np.max(np.abs(probs - ref))), 4)
+                    detail["same_top_class"] = bool(int(np.argmax(probs)) == int(np.argmax(ref)))
+                    ok = detail["iou"] >= 0.5 and (phase.transport == "compressed"
+                                                   or (detail["same_top_class"] and detail["max_prob_diff"] < 0.02))
                 detail["ok"] = bool(ok)
                 detail["seconds"] = round(time.monotonic() - sent_at, 2)
                 return detail
