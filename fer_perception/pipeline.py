@@ -154,6 +154,21 @@ class FaceClassifier(Protocol):
 NO_DETECTOR = "none"
 
 
+def _classify(backend: InferenceBackend, crops: np.ndarray) -> np.ndarray:
+    """N x 48 x 48 uint8 aligned faces -> N x K probabilities, one inference call (none for N = 0)."""
+    crops = np.asarray(crops)
+    if crops.shape[0] == 0:
+        return np.empty((0, len(backend.labels)), np.float32)
+    return backend.predict(to_model_input(crops))
+
+
+def _pipeline_info(backend: InferenceBackend, detector: str, detector_backend: str | None = None) -> PipelineInfo:
+    described = backend.describe()
+    return PipelineInfo(backend=backend.name, model=str(backend.model_path), detector=detector,
+                        detector_backend=detector_backend, precision=described.get("precision"),
+                        providers=tuple(described.get("providers") or ()))
+
+
 @dataclass
 class EmotionClassifier:
     """The emotion model alone, no face detector: a :class:`FaceClassifier` for faces that were
@@ -178,15 +193,10 @@ class EmotionClassifier:
         return self.backend.sidecar.confidence_threshold
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
-        crops = np.asarray(crops)
-        if crops.shape[0] == 0:
-            return np.empty((0, len(self.labels)), np.float32)
-        return self.backend.predict(to_model_input(crops))
+        return _classify(self.backend, crops)
 
     def info(self) -> PipelineInfo:
-        described = self.backend.describe()
-        return PipelineInfo(backend=self.backend.name, model=str(self.backend.model_path), detector=NO_DETECTOR,
-                            precision=described.get("precision"), providers=tuple(described.get("providers") or ()))
+        return _pipeline_info(self.backend, NO_DETECTOR)
 
     def describe(self) -> dict:
         return {"detector": None, "backend": self.backend.describe()}
@@ -267,11 +277,7 @@ class FacePipeline:
 
     # --- PerceptionPipeline ----------------------------------------------------------------------
     def info(self) -> PipelineInfo:
-        described = self.backend.describe()
-        return PipelineInfo(
-            backend=self.backend.name, model=str(self.backend.model_path), detector=self.detector.name,
-            detector_backend=self.detector.backend, precision=described.get("precision"),
-            providers=tuple(described.get("providers") or ()))
+        return _pipeline_info(self.backend, self.detector.name, self.detector.backend)
 
     def stage_seconds(self) -> dict[str, float]:
         return self.last_timings.stage_seconds() if self.last_timings.total_ms else {}
@@ -290,10 +296,7 @@ class FacePipeline:
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
         """FaceClassifier: one batched inference of faces aligned elsewhere (N x 48 x 48 uint8)."""
-        crops = np.asarray(crops)
-        if crops.shape[0] == 0:
-            return np.empty((0, len(self.labels)), np.float32)
-        return self.backend.predict(to_model_input(crops))
+        return _classify(self.backend, crops)
 
     def select(self, detections: list[Detection]) -> list[Detection]:
         """The detections ``process`` keeps: large enough, the ``max_faces`` largest, largest first."""
