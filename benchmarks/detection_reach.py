@@ -73,7 +73,7 @@ CONFIGS: dict[str, dict] = {
     "default, scan over 6 frames": None,  # the defaults with detector_scan_frames 6
     "default + 6x4 level": None,  # the defaults with a finer third pyramid level
     "default, tile threshold 0.55": None,  # the defaults with detector_tile_score_threshold 0.55
-    "default, tile threshold 0.6": None,  # the defaults with detector_tile_score_threshold 0.6
+    "default, tile threshold 0.65": None,  # the defaults with detector_tile_score_threshold 0.65 (the old value)
 }
 
 
@@ -340,7 +340,7 @@ def main(argv=None) -> int:
         configs["default, scan over 6 frames"] = {**configs["default"], "scan_frames": 6}
         configs["default + 6x4 level"] = {**configs["default"], "tiles": [(2, 2), (4, 3), (6, 4)]}
         configs["default, tile threshold 0.55"] = {**configs["default"], "tile_score_threshold": 0.55}
-        configs["default, tile threshold 0.6"] = {**configs["default"], "tile_score_threshold": 0.6}
+        configs["default, tile threshold 0.65"] = {**configs["default"], "tile_score_threshold": 0.65}
     if args.configs:
         unknown = [c for c in args.configs if c not in configs]
         if unknown:

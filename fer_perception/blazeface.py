@@ -399,6 +399,8 @@ class BlazeFaceDetector:
             raise DetectorError(f"unknown BlazeFace model {model!r}; valid: {', '.join(MODELS)}")
         if not 0.0 < score_threshold < 1.0:
             raise DetectorError(f"score_threshold must be in (0, 1), got {score_threshold}")
+        if not 0.0 < tile_score_threshold < 1.0:
+            raise DetectorError(f"tile_score_threshold must be in (0, 1), got {tile_score_threshold}")
         if not 0.0 < iou_threshold <= 1.0:
             raise DetectorError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
         if not 0.0 <= tile_overlap < 1.0:

@@ -101,8 +101,15 @@ def sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+def _import_project() -> None:
+    """The runtime and training packages importable from a plain checkout (no install needed)."""
+    for path in (str(REPO / "training"), str(REPO)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
 def pack(data: Path, out: Path, quality: int = 95, wheels: bool = True, log=print) -> dict:
-    sys.path[:0] = [str(REPO), str(REPO / "training")]
+    _import_project()
     from fer_training import data as fdata
 
     ds = fdata.load_dataset(data)
@@ -130,10 +137,10 @@ def pack(data: Path, out: Path, quality: int = 95, wheels: bool = True, log=prin
     np.savez_compressed(out / "labels.npz", label_names=np.array(ds.label_names), **meta)
     if wheels:
         download_wheels(out / "wheels", log)
+    # total_bytes: every file of the bundle except this manifest (a few hundred bytes)
+    manifest["total_bytes"] = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and f.name != MANIFEST)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    manifest["total_bytes"] = total
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    total = manifest["total_bytes"] + (out / MANIFEST).stat().st_size
     log(f"{out}: {total / 2**20:.1f} MiB in all")
     return manifest
 
@@ -180,7 +187,7 @@ def unpack(bundle: Path, out: Path, log=print) -> Path:
 
 def check(data: Path, quality: int = 95, log=print) -> dict:
     """What the JPEG round trip does on PublicTest: pixel error and the shipped model's accuracy."""
-    sys.path[:0] = [str(REPO), str(REPO / "training")]
+    _import_project()
     from fer_perception.inference import DEFAULT_MODEL_PATH
     from fer_training import data as fdata
     from fer_training.evaluate import Predictor

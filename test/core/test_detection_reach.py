@@ -97,6 +97,19 @@ def test_bad_reach_options():
         create_detector("blazeface", whole_frame_model="medium", model="full")
     with pytest.raises(DetectorError):
         create_detector("blazeface", tile_overlap=1.0, tiles=(2, 2))
+    with pytest.raises(DetectorError):
+        create_detector("blazeface", tile_score_threshold=1.2, tiles=(2, 2))
+
+
+def test_tile_threshold_parameter_reaches_the_detector():
+    """detector_tile_score_threshold is passed through; the detector never lets tiles accept less
+    than the whole frame does."""
+    options = detector_options_from_params(defaults(NODE_KEY))
+    assert options["tile_score_threshold"] == defaults(NODE_KEY)["detector_tile_score_threshold"]
+    det = create_detector("blazeface", **{**options, "tile_score_threshold": 0.55})
+    assert det.tile_score_threshold == 0.55
+    stricter_frame = create_detector("blazeface", **{**options, "score_threshold": 0.7, "tile_score_threshold": 0.55})
+    assert stricter_frame.tile_score_threshold == 0.7
 
 
 # ------------------------------------------------------------------------------ real faces
