@@ -74,6 +74,8 @@ CONFIGS: dict[str, dict] = {
     "default + 6x4 level": None,  # the defaults with a finer third pyramid level
     "default, tile threshold 0.55": None,  # the defaults with detector_tile_score_threshold 0.55
     "default, tile threshold 0.65": None,  # the defaults with detector_tile_score_threshold 0.65 (the old value)
+    "default, short-range re-detection": None,  # the defaults with the re-detection views on short range
+    "default, full-range re-detection": None,  # the defaults with the re-detection views on full range
 }
 
 
@@ -341,6 +343,8 @@ def main(argv=None) -> int:
         configs["default + 6x4 level"] = {**configs["default"], "tiles": [(2, 2), (4, 3), (6, 4)]}
         configs["default, tile threshold 0.55"] = {**configs["default"], "tile_score_threshold": 0.55}
         configs["default, tile threshold 0.65"] = {**configs["default"], "tile_score_threshold": 0.65}
+        configs["default, short-range re-detection"] = {**configs["default"], "track_model": "short"}
+        configs["default, full-range re-detection"] = {**configs["default"], "track_model": "full"}
     if args.configs:
         unknown = [c for c in args.configs if c not in configs]
         if unknown:

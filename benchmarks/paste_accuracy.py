@@ -13,7 +13,14 @@ defaults (config/fer.yaml) except that the detector scans every view on every ca
 (``detector_scan_frames`` = 1: one still frame per face); the model is the shipped one on ONNX
 Runtime. Per data set and size: how many faces the detector found (a detection whose box overlaps
 the pasted square with IoU >= 0.3), and on those found, end-to-end accuracy, direct accuracy, and
-their paired difference with a 95 % interval (normal approximation of the per-face difference).
+their paired difference with a 95 % interval. The interval treats the face as the unit (a
+cluster-robust standard error over faces): a face placed ``--repeats`` times is one face seen again,
+not ``--repeats`` independent samples, so repeats narrow the interval only as far as the placements
+of one face disagree with each other.
+
+Long runs split by data set and merge: ``--sets ckplus48 --json a.json`` and ``--sets
+fer2013_public_test --json b.json`` (in parallel, one core each), then ``--from-json a.json b.json
+--command "..."`` writes the block.
 
 Results go to docs/BENCHMARKS.md between the markers of "End-to-end vs direct accuracy".
 """
@@ -21,6 +28,7 @@ Results go to docs/BENCHMARKS.md between the markers of "End-to-end vs direct ac
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shlex
 import sys
@@ -105,7 +113,7 @@ def measure(pipeline, images, labels, sizes, repeats: int, max_angle: float, int
     width, height = frame_size
     for size in sizes:
         rng = np.random.default_rng(seed + size)
-        found_ok, found_direct, agree, missed, n = [], [], [], 0, 0
+        found_ok, found_direct, agree, face_of, missed, n = [], [], [], [], 0, 0
         for rep in range(repeats):
             for i, face in enumerate(images):
                 frame = backgrounds[(i + rep) % len(backgrounds)].copy()
@@ -122,15 +130,32 @@ def measure(pipeline, images, labels, sizes, repeats: int, max_angle: float, int
                 found_ok.append(model_labels[pred] == labels[i])
                 found_direct.append(bool(direct_ok[i]))
                 agree.append(pred == direct[i])
+                face_of.append(i)
         e2e, dir_ = np.array(found_ok, float), np.array(found_direct, float)
         diff = e2e - dir_
-        half_ci = 1.96 * diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+        half_ci = 1.96 * clustered_se(diff, np.array(face_of, int))
         rows.append({"size": size, "placed": n, "found": n - missed, "e2e": float(e2e.mean()) if len(e2e) else float("nan"),
                      "direct": float(dir_.mean()) if len(dir_) else float("nan"),
                      "diff": float(diff.mean()) if len(diff) else float("nan"), "diff_ci": half_ci,
                      "agreement": float(np.mean(agree)) if agree else float("nan"),
                      "direct_all": float(direct_ok.mean())})
     return rows
+
+
+def clustered_se(values: np.ndarray, cluster: np.ndarray) -> float:
+    """Standard error of ``values.mean()`` with ``cluster`` (here: the face) as the sampling unit
+    (the ratio estimator's cluster-robust variance, k / (k - 1) small-sample factor)."""
+    if len(values) < 2:
+        return float("nan")
+    ids, inverse = np.unique(cluster, return_inverse=True)
+    k = len(ids)
+    if k < 2:
+        return float("nan")
+    mean = values.mean()
+    sums = np.bincount(inverse, weights=values, minlength=k)
+    counts = np.bincount(inverse, minlength=k)
+    residual = sums - mean * counts
+    return float(math.sqrt(k / (k - 1) * np.sum(residual ** 2)) / len(values))
 
 
 def markdown(results: dict[str, list[dict]], command: str, options: dict, args) -> str:
@@ -168,7 +193,26 @@ def main(argv=None) -> int:
     parser.add_argument("--interpolation", choices=sorted(INTERPOLATIONS), default="lanczos")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the rows (and the run's options) to this file")
+    parser.add_argument("--from-json", type=Path, nargs="+", help="render the block from --json runs (merged)")
+    parser.add_argument("--command", help="with --from-json: the command(s) that made the runs")
     args = parser.parse_args(argv)
+
+    if args.from_json:
+        results, options = {}, None
+        for path in args.from_json:
+            run = json.loads(path.read_text())
+            results.update(run["results"])
+            options = options or run["options"]
+            for key in ("repeats", "max_angle", "interpolation"):
+                setattr(args, key, run["args"][key])
+        text = markdown(results, args.command or "(see the --json runs)", options, args)
+        print(text)
+        if not args.no_doc:
+            import rosharness as rh
+
+            rh.replace_doc_block(DOC, BEGIN, END, text, heading=HEADING)
+        return 0
 
     pipeline, options = build_pipeline()
     backgrounds = fs.load_backgrounds((640, 480), count=8)
@@ -182,6 +226,12 @@ def main(argv=None) -> int:
     command = "python benchmarks/paste_accuracy.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     text = markdown(results, command.strip(), options, args)
     print(text)
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "options": {k: v for k, v in options.items()},
+                                         "command": command.strip(),
+                                         "args": {k: getattr(args, k) for k in ("repeats", "max_angle", "interpolation",
+                                                                              "limit", "sizes", "seed")}},
+                                        indent=1, default=str))
     if not args.no_doc:
         import rosharness as rh
 

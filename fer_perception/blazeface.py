@@ -369,7 +369,9 @@ class BlazeFaceDetector:
     spread over that many frames; on every call, each face found in the last ``track_hold`` calls
     also gets a re-detection view: a square ``track_region`` x its size (at least ``1.5 x`` the
     network input) around it, at most ``max_track_regions`` (the smallest faces first: large faces
-    are found by the whole-frame view anyway). ``reset()`` forgets those faces (a new scene).
+    are found by the whole-frame view anyway), run on ``track_model`` (None: ``model``; 'short' puts
+    them on the cheaper short-range network, which suits a view where the face fills about a third).
+    ``reset()`` forgets those faces (a new scene).
     With ``scan_frames`` = 1 (default) every call scans everything and keeps no state.
     """
 
@@ -394,6 +396,7 @@ class BlazeFaceDetector:
         track_hold: int = 3,
         max_track_regions: int = 4,
         whole_frame_model: str | None = None,
+        track_model: str | None = None,
     ):
         if model not in MODELS:
             raise DetectorError(f"unknown BlazeFace model {model!r}; valid: {', '.join(MODELS)}")
@@ -422,19 +425,32 @@ class BlazeFaceDetector:
         self.track_region = float(track_region)
         self.track_hold = int(track_hold)
         self.max_track_regions = int(max_track_regions) if self.scan_frames > 1 else 0
+        for option, name in (("whole_frame_model", whole_frame_model), ("track_model", track_model)):
+            if name is not None and name not in MODELS:
+                raise DetectorError(f"unknown BlazeFace {option} {name!r}; valid: {', '.join(MODELS)}")
+            if name is not None and name != model and model_path is not None:
+                raise DetectorError(f"model_path names one network: it cannot be combined with {option}")
         separate_whole = whole_frame_model is not None and whole_frame_model != model
+        track_model = track_model or model
         n_views = (0 if separate_whole else 1) + sum(c * r for c, r in self.levels)
-        per_call = -(-n_views // self.scan_frames) + self.max_track_regions
-        batch = max(1, min(n_views + self.max_track_regions, per_call))
+        tracks_on_main = self.max_track_regions if track_model == model else 0
+        per_call = -(-n_views // self.scan_frames) + tracks_on_main
+        batch = max(1, min(n_views + tracks_on_main, per_call))
 
         self._net = _Net(self.spec, backend, model_path, threads, precision, batch, interpolation)
         self._whole_net: _Net | None = None
-        if whole_frame_model is not None and whole_frame_model != model:
-            if whole_frame_model not in MODELS:
-                raise DetectorError(f"unknown BlazeFace model {whole_frame_model!r}; valid: {', '.join(MODELS)}")
-            if model_path is not None:
-                raise DetectorError("model_path names one network: it cannot be combined with whole_frame_model")
-            self._whole_net = _Net(MODELS[whole_frame_model], backend, None, threads, precision, 1, interpolation)
+        if separate_whole:
+            tracks_here = self.max_track_regions if track_model == whole_frame_model else 0
+            self._whole_net = _Net(MODELS[whole_frame_model], backend, None, threads, precision, 1 + tracks_here,
+                                   interpolation)
+        # the network of the re-detection views: one of the two above, or a third
+        if track_model == model:
+            self._track_net = self._net
+        elif self._whole_net is not None and track_model == whole_frame_model:
+            self._track_net = self._whole_net
+        else:
+            self._track_net = _Net(MODELS[track_model], backend, None, threads, precision,
+                                   max(1, self.max_track_regions), interpolation)
         self._runner = self._net.runner
         self.backend = self._runner.name
         self._geometry_key: tuple[int, int] | None = None
@@ -444,9 +460,8 @@ class BlazeFaceDetector:
         self._memory: list[tuple[tuple[float, float, float, float], int]] = []  # (box, calls since seen)
 
     def close(self) -> None:
-        self._runner.close()
-        if self._whole_net is not None:
-            self._whole_net.runner.close()
+        for net in {id(n): n for n in (self._net, self._whole_net, self._track_net) if n is not None}.values():
+            net.runner.close()
 
     def reset(self) -> None:
         """Forget the faces of previous calls (tracking-guided mode); the scan phase carries on."""
@@ -459,7 +474,8 @@ class BlazeFaceDetector:
                "tile_score_threshold": self.tile_score_threshold if self.levels else None}
         if self.scan_frames > 1:
             out.update(scan_frames=self.scan_frames, track_region=self.track_region,
-                       track_hold=self.track_hold, max_track_regions=self.max_track_regions)
+                       track_hold=self.track_hold, max_track_regions=self.max_track_regions,
+                       track_model=self._track_net.spec.name)
         return {**out, **self._runner.describe()}
 
     def scan_views(self, width: int, height: int) -> list[list[tuple[int, int, int, int]]]:
@@ -473,7 +489,8 @@ class BlazeFaceDetector:
         # Round robin over the views: each call's group samples every level, a ~equal cost per call.
         return [regions[g::groups] for g in range(groups)]
 
-    def _views_for_call(self, width: int, height: int) -> list[_Letterbox]:
+    def _views_for_call(self, width: int, height: int) -> list[tuple[_Net, list[_Letterbox]]]:
+        """This call's views, grouped by the network that runs them (one batch per network)."""
         if self._geometry_key != (height, width):
             self._scan = self.scan_views(width, height)
             self._overlaps = tile_overlaps(width, height, self.levels, self.tile_overlap)
@@ -481,31 +498,33 @@ class BlazeFaceDetector:
             self._memory = []
         group = self._scan[self._phase % len(self._scan)]
         self._phase = (self._phase + 1) % len(self._scan)
-        views = [_Letterbox(*r, side=self.side, inner=r != (0, 0, width, height),
-                            overlap=self._overlaps.get(r, (0.0, 0.0))) for r in group]
+        per_net: dict[int, tuple[_Net, list[_Letterbox]]] = {id(self._net): (self._net, [])}
+        per_net[id(self._net)][1].extend(_Letterbox(*r, side=self.side, inner=r != (0, 0, width, height),
+                                                    overlap=self._overlaps.get(r, (0.0, 0.0))) for r in group)
+        if self._whole_net is not None:
+            per_net[id(self._whole_net)] = (self._whole_net, [_Letterbox(0, 0, width, height, side=self._whole_net.side)])
         if self.max_track_regions and self._memory:
-            min_side = int(1.5 * self.side)
+            net = self._track_net
+            tracks = per_net.setdefault(id(net), (net, []))[1]
+            min_side = int(1.5 * net.side)
             for box, _age in sorted(self._memory, key=lambda m: max(m[0][2], m[0][3]))[: self.max_track_regions]:
                 r = region_around(box, width, height, self.track_region, min_side)
                 if r[2] * r[3] >= 0.5 * width * height:
                     continue  # about the whole frame: the whole-frame view covers it
                 # a face cut by a re-detection view's border is another face, seen whole elsewhere
-                views.append(_Letterbox(*r, side=self.side, inner=True, overlap=(math.inf, math.inf)))
-        return views
+                tracks.append(_Letterbox(*r, side=net.side, inner=True, overlap=(math.inf, math.inf)))
+        return [(net, views) for net, views in per_net.values() if views]
 
     def detect(self, bgr: np.ndarray) -> list[Detection]:
         bgr = _as_bgr(bgr)
         height, width = bgr.shape[:2]
-        views = self._views_for_call(width, height)
-        per_view = self._net.detect_views(bgr, views, [self.tile_score_threshold if v.inner else self.score_threshold
-                                                       for v in views]) if views else []
-        if self._whole_net is not None:
-            whole = [_Letterbox(0, 0, width, height, side=self._whole_net.side)]
-            views = views + whole
-            per_view += self._whole_net.detect_views(bgr, whole, [self.score_threshold])
+        views, per_view, nets = [], [], []
+        for net, net_views in self._views_for_call(width, height):
+            thresholds = [self.tile_score_threshold if v.inner else self.score_threshold for v in net_views]
+            per_view += net.detect_views(bgr, net_views, thresholds)
+            views += net_views
+            nets += [net.spec.name] * len(net_views)
         all_b, all_s, all_k, all_m = [], [], [], []
-        nets = [self._net.spec.name] * (len(views) - (self._whole_net is not None)) + \
-            ([self._whole_net.spec.name] if self._whole_net is not None else [])
         for v, (b, s, k), net in zip(views, per_view, nets):
             if s.size == 0:
                 continue

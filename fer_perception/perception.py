@@ -32,11 +32,12 @@ NODE_KEY = "fer_node"
 PIPELINE_OPTIONS = ("input_mode", "model_path", "backend", "detector", "precision", "threads", "min_face_size",
                     "max_faces",
                     "detector_model", "detector_whole_frame_model", "detector_tiles", "detector_scan_frames", "detector_track_regions",
-                    "detector_score_threshold", "detector_tile_score_threshold")
+                    "detector_track_model", "detector_score_threshold", "detector_tile_score_threshold")
 #: fer_node parameter -> BlazeFace option (fer_perception.blazeface.BlazeFaceDetector)
 DETECTOR_PARAMS = {"detector_model": "model", "detector_whole_frame_model": "whole_frame_model",
                    "detector_tiles": "tiles", "detector_scan_frames": "scan_frames",
-                   "detector_track_regions": "max_track_regions", "detector_score_threshold": "score_threshold",
+                   "detector_track_regions": "max_track_regions", "detector_track_model": "track_model",
+                   "detector_score_threshold": "score_threshold",
                    "detector_tile_score_threshold": "tile_score_threshold"}
 
 

@@ -99,6 +99,23 @@ def test_bad_reach_options():
         create_detector("blazeface", tile_overlap=1.0, tiles=(2, 2))
     with pytest.raises(DetectorError):
         create_detector("blazeface", tile_score_threshold=1.2, tiles=(2, 2))
+    with pytest.raises(DetectorError):
+        create_detector("blazeface", model="full", scan_frames=4, track_model="tiny")
+
+
+def test_track_views_run_on_the_track_model():
+    """Re-detection views go to track_model's network (sized for it), the scan to model's."""
+    det = create_detector("blazeface", model="full", whole_frame_model="short", tiles=[(2, 2)], scan_frames=4,
+                          track_model="short")
+    assert det._track_net is det._whole_net and det.describe()["track_model"] == "short"
+    det._geometry_key = (720, 1280)
+    det._scan, det._overlaps, det._memory = det.scan_views(1280, 720), {}, [((600.0, 300.0, 40.0, 40.0), 0)]
+    groups = {net.spec.name: views for net, views in det._views_for_call(1280, 720)}
+    assert [v.side for v in groups["short"]] == [128, 128]  # the whole frame + one re-detection view
+    assert groups["short"][1].w == int(1.5 * 128) and groups["short"][1].inner
+    assert all(v.side == 192 for v in groups["full"])
+    same = create_detector("blazeface", model="full", tiles=[(2, 2)], scan_frames=4)
+    assert same._track_net is same._net
 
 
 def test_tile_threshold_parameter_reaches_the_detector():

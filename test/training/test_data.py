@@ -189,6 +189,21 @@ def test_augmentation_is_deterministic_and_label_preserving():
     assert any(np.array_equal(o, im[:, ::-1]) and not np.array_equal(o, im) for o, im in zip(out, images))
 
 
+@pytest.mark.parametrize("ahead", [True, False])
+def test_epoch_arrays_ahead_are_the_epochs_own_arrays(ahead):
+    """Prefetched epochs equal epoch_arrays() called in turn, also when a run resumes mid-way or
+    asks for an epoch out of order."""
+    images, labels = synthetic_faces(48)
+    aug = fdata.Augmenter(rotation=20, shift=0.1, zoom=0.1, flip=True, erase_prob=0.5)
+    with fdata.EpochArraysAhead(images, labels, seed=3, augmenter=aug, end_epoch=6, ahead=ahead) as arrays:
+        for epoch in (2, 3, 4, 1, 5):  # resume at 2, then a jump back
+            x, y = arrays.get(epoch)
+            want_x, want_y = fdata.epoch_arrays(images, labels, seed=3, epoch=epoch, augmenter=aug)
+            np.testing.assert_array_equal(x, want_x)
+            np.testing.assert_array_equal(y, want_y)
+    assert arrays._pool is None  # closed: no thread left behind
+
+
 def test_affine_matrices_are_opencvs_rotation_matrix_with_shift_and_mirror():
     rng = np.random.default_rng(1)
     n = 20

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
@@ -592,6 +593,48 @@ def epoch_arrays(images: np.ndarray, labels: np.ndarray, *, seed: int, epoch: in
     if augmenter is not None:
         x = augmenter(x, rng)
     return x, labels[order]
+
+
+class EpochArraysAhead:
+    """:func:`epoch_arrays` of the next epoch, computed in a background thread while the current
+    epoch trains (OpenCV's warps release the GIL), so augmentation overlaps training instead of
+    stalling it. The arrays are exactly those of calling ``epoch_arrays(epoch)`` in turn: each is
+    a pure function of (seed, epoch), which keeps resumed runs exact. ``ahead=False``: no thread."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, *, seed: int, augmenter: Augmenter | None,
+                 end_epoch: int, ahead: bool = True):
+        self._args = (images, labels)
+        self._seed, self._augmenter, self._end = seed, augmenter, int(end_epoch)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="augment") if ahead else None
+        self._pending: tuple[int, Future] | None = None
+
+    def _compute(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        return epoch_arrays(*self._args, seed=self._seed, epoch=epoch, augmenter=self._augmenter)
+
+    def get(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """The arrays of ``epoch``; starts on ``epoch + 1`` (if there is one) before returning."""
+        if self._pending is not None and self._pending[0] == epoch:
+            arrays = self._pending[1].result()
+        else:
+            if self._pending is not None:
+                self._pending[1].cancel()
+            arrays = self._compute(epoch)
+        self._pending = None
+        if self._pool is not None and epoch + 1 < self._end:
+            self._pending = (epoch + 1, self._pool.submit(self._compute, epoch + 1))
+        return arrays
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._pending = None
+
+    def __enter__(self) -> "EpochArraysAhead":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:

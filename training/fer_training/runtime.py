@@ -18,12 +18,18 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+#: TensorFlow's oneDNN kernels, unless TF_ENABLE_ONEDNN_OPTS says otherwise: TensorFlow enables them
+#: by itself only on CPUs with AVX-512 VNNI/AMX, but they train ARCH-1 ~2x faster on an AVX2 CPU too
+#: (benchmarks/train_throughput.py; docs/training.md, "Training throughput").
+ONEDNN_DEFAULT = "1"
+
+
 def inter_op_threads(threads: int) -> int:
-    """TensorFlow inter-op threads: FER_TF_INTER_OP_THREADS, else min(2, threads) (benchmarks/
-    train_throughput.py compares settings; docs/training.md, "Training throughput")."""
+    """TensorFlow inter-op threads: FER_TF_INTER_OP_THREADS, else 1 (ARCH-1 is one chain of layers:
+    a second inter-op thread only competes with the intra-op pool; benchmarks/train_throughput.py)."""
     value = os.environ.get("FER_TF_INTER_OP_THREADS", "").strip()
     if not value:
-        return min(2, max(threads, 1))
+        return 1
     try:
         n = int(value)
     except ValueError:
@@ -31,6 +37,15 @@ def inter_op_threads(threads: int) -> int:
     if n < 1:
         raise RuntimeError(f"FER_TF_INTER_OP_THREADS must be >= 1, got {n}")
     return min(n, max(threads, 1))
+
+
+def augment_ahead() -> bool:
+    """Augment the next epoch in a background thread while one trains: FER_AUGMENT_AHEAD (1 | 0,
+    default 1). The arrays are the same either way; 0 exists for side-by-side timing."""
+    value = os.environ.get("FER_AUGMENT_AHEAD", "1").strip()
+    if value not in ("0", "1"):
+        raise RuntimeError(f"FER_AUGMENT_AHEAD must be 0 or 1, got {value!r}")
+    return value == "1"
 
 
 def configure(threads: int | None = None, cpu_devices: int = 1, deterministic: bool = False,
@@ -41,6 +56,8 @@ def configure(threads: int | None = None, cpu_devices: int = 1, deterministic: b
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The training code is plain Keras 3: KERAS_BACKEND=jax (or torch) trains on machines without
     # TensorFlow, e.g. a GPU box with JAX. Thread pools and op determinism below are TensorFlow's.
+    # read when TensorFlow loads: must be set before the first import
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", ONEDNN_DEFAULT)
     if os.environ.setdefault("KERAS_BACKEND", "tensorflow") != "tensorflow":
         if cpu_devices > 1 or deterministic:
             raise RuntimeError("logical CPU devices and op determinism need KERAS_BACKEND=tensorflow")

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import data as fdata
 from .cli import HelpFormatter
-from .runtime import configure, cpu_count, set_seed
+from .runtime import augment_ahead, configure, cpu_count, set_seed
 
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
@@ -565,79 +565,85 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
         f"Keras backend {keras.backend.backend()}, "
         f"{cfg.optimizer} lr {cfg.lr} {cfg.schedule}, batch {cfg.batch_size}, {steps} steps/epoch, "
         f"epochs {state['next_epoch']}..{cfg.epochs - 1}, run dir {run_dir}")
-    for epoch in range(state["next_epoch"], cfg.epochs):
-        if state["stopped_early"]:
-            break
-        t0 = time.time()
-        _reseed_dropout(model, cfg.seed, epoch)
-        xe, order = fdata.epoch_arrays(x_tr, np.arange(len(tr)), seed=cfg.seed, epoch=epoch, augmenter=augmenter)
-        train_ds = _dataset(xe, targets[order], cfg.batch_size, None if weights is None else weights[y_tr[order]])
-        if strategy is not None:
-            train_ds = train_ds.with_options(opts)
-        hist = model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, validation_data=val_ds,
-                         shuffle=False, verbose=verbose)
-        logs = {k: float(v[-1]) for k, v in hist.history.items()}
-        secs = time.time() - t0
-        lr_used = current_lr(model.optimizer)  # cosine: the schedule's value after this epoch
-        state["train_seconds"] += secs
+    # The next epoch is augmented in a background thread while this one trains (same arrays).
+    arrays = fdata.EpochArraysAhead(x_tr, np.arange(len(tr)), seed=cfg.seed, augmenter=augmenter,
+                                    end_epoch=cfg.epochs, ahead=augment_ahead())
+    try:
+        for epoch in range(state["next_epoch"], cfg.epochs):
+            if state["stopped_early"]:
+                break
+            t0 = time.time()
+            _reseed_dropout(model, cfg.seed, epoch)
+            xe, order = arrays.get(epoch)
+            train_ds = _dataset(xe, targets[order], cfg.batch_size, None if weights is None else weights[y_tr[order]])
+            if strategy is not None:
+                train_ds = train_ds.with_options(opts)
+            hist = model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, validation_data=val_ds,
+                             shuffle=False, verbose=verbose)
+            logs = {k: float(v[-1]) for k, v in hist.history.items()}
+            secs = time.time() - t0
+            lr_used = current_lr(model.optimizer)  # cosine: the schedule's value after this epoch
+            state["train_seconds"] += secs
 
-        # Model selection on the validation split.
-        metric = logs.get(cfg.select_metric, -logs.get("val_loss", math.inf))
-        improved = metric > state["best_metric"] + 1e-12
-        if improved:
-            state.update(best_epoch=epoch, best_metric=metric, best_val_loss=logs.get("val_loss"))
-            _save_keras(model, ckpt_dir / f"best_pending_{epoch + 1:04d}.keras" if chief
-                        else worker_dir / "best.keras")
-        # ReduceLROnPlateau (paper) and early stopping, both on val_loss.
-        vl = logs.get("val_loss", math.inf)
-        if cfg.schedule == "plateau":
-            if vl < state["plateau_best"] - 1e-4:
-                state.update(plateau_best=vl, plateau_wait=0)
-            else:
-                state["plateau_wait"] += 1
-                if state["plateau_wait"] >= cfg.plateau_patience:
-                    new_lr = max(current_lr(model.optimizer) * cfg.plateau_factor, cfg.min_lr)
-                    _set_lr(model.optimizer, new_lr)
-                    state["plateau_wait"] = 0
-                    log(f"  reducing learning rate to {new_lr:.2e}")
-            state["lr"] = current_lr(model.optimizer)
-        if cfg.early_stopping_patience:
-            if vl < state["stop_best"] - cfg.early_stopping_min_delta:
-                state.update(stop_best=vl, stop_wait=0)
-            else:
-                state["stop_wait"] += 1
-                if state["stop_wait"] >= cfg.early_stopping_patience:
-                    state["stopped_early"] = True
-                    log(f"  early stopping: val_loss did not improve for {cfg.early_stopping_patience} epochs")
-        state["next_epoch"] = epoch + 1
-        # Commit protocol (a kill at any point resumes exactly): 1. the new checkpoint goes to its
-        # own file epoch_<next>.keras, 2. the CSV row, 3. state.json (the commit point), 4. last.keras
-        # becomes a hard link to the new checkpoint and the previous epoch file is removed. Resume
-        # loads epoch_<next_epoch>.keras, which exists whichever step was interrupted.
-        # Under MultiWorkerMirroredStrategy every worker takes part in saving; non-chief workers
-        # write to a scratch directory that is dropped.
-        ckpt = ckpt_dir / f"epoch_{epoch + 1:04d}.keras"
-        _save_keras(model, ckpt if chief else worker_dir / "last.keras")
-        if chief:
-            with open(log_path, "a", newline="") as fh:
-                csv.DictWriter(fh, fieldnames=fields).writerow(dict(
-                    epoch=epoch, lr=f"{lr_used:.6g}", loss=f"{logs.get('loss', float('nan')):.6f}",
-                    accuracy=f"{logs.get('accuracy', float('nan')):.6f}",
-                    val_loss=f"{logs.get('val_loss', float('nan')):.6f}",
-                    val_accuracy=f"{logs.get('val_accuracy', float('nan')):.6f}",
-                    seconds=f"{secs:.1f}", images_per_s=f"{len(tr) / secs:.1f}"))
-            _atomic_json(state_path, state)
-            _promote_pending_best(ckpt_dir, state)
-            _link_last(ckpt, ckpt_dir / "last.keras")
-            for old in ckpt_dir.glob("epoch_*.keras"):
-                if old != ckpt:
-                    old.unlink(missing_ok=True)
-        if tb is not None:
-            tb.write(epoch, {**logs, "learning_rate": lr_used, "images_per_s": len(tr) / secs})
-        best = f"(best {state['best_metric']:.4f} @ {state['best_epoch'] + 1})"
-        log(progress.line(epoch, logs, lr_used, secs, best), flush=True)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, logs)
+            # Model selection on the validation split.
+            metric = logs.get(cfg.select_metric, -logs.get("val_loss", math.inf))
+            improved = metric > state["best_metric"] + 1e-12
+            if improved:
+                state.update(best_epoch=epoch, best_metric=metric, best_val_loss=logs.get("val_loss"))
+                _save_keras(model, ckpt_dir / f"best_pending_{epoch + 1:04d}.keras" if chief
+                            else worker_dir / "best.keras")
+            # ReduceLROnPlateau (paper) and early stopping, both on val_loss.
+            vl = logs.get("val_loss", math.inf)
+            if cfg.schedule == "plateau":
+                if vl < state["plateau_best"] - 1e-4:
+                    state.update(plateau_best=vl, plateau_wait=0)
+                else:
+                    state["plateau_wait"] += 1
+                    if state["plateau_wait"] >= cfg.plateau_patience:
+                        new_lr = max(current_lr(model.optimizer) * cfg.plateau_factor, cfg.min_lr)
+                        _set_lr(model.optimizer, new_lr)
+                        state["plateau_wait"] = 0
+                        log(f"  reducing learning rate to {new_lr:.2e}")
+                state["lr"] = current_lr(model.optimizer)
+            if cfg.early_stopping_patience:
+                if vl < state["stop_best"] - cfg.early_stopping_min_delta:
+                    state.update(stop_best=vl, stop_wait=0)
+                else:
+                    state["stop_wait"] += 1
+                    if state["stop_wait"] >= cfg.early_stopping_patience:
+                        state["stopped_early"] = True
+                        log(f"  early stopping: val_loss did not improve for {cfg.early_stopping_patience} epochs")
+            state["next_epoch"] = epoch + 1
+            # Commit protocol (a kill at any point resumes exactly): 1. the new checkpoint goes to its
+            # own file epoch_<next>.keras, 2. the CSV row, 3. state.json (the commit point), 4. last.keras
+            # becomes a hard link to the new checkpoint and the previous epoch file is removed. Resume
+            # loads epoch_<next_epoch>.keras, which exists whichever step was interrupted.
+            # Under MultiWorkerMirroredStrategy every worker takes part in saving; non-chief workers
+            # write to a scratch directory that is dropped.
+            ckpt = ckpt_dir / f"epoch_{epoch + 1:04d}.keras"
+            _save_keras(model, ckpt if chief else worker_dir / "last.keras")
+            if chief:
+                with open(log_path, "a", newline="") as fh:
+                    csv.DictWriter(fh, fieldnames=fields).writerow(dict(
+                        epoch=epoch, lr=f"{lr_used:.6g}", loss=f"{logs.get('loss', float('nan')):.6f}",
+                        accuracy=f"{logs.get('accuracy', float('nan')):.6f}",
+                        val_loss=f"{logs.get('val_loss', float('nan')):.6f}",
+                        val_accuracy=f"{logs.get('val_accuracy', float('nan')):.6f}",
+                        seconds=f"{secs:.1f}", images_per_s=f"{len(tr) / secs:.1f}"))
+                _atomic_json(state_path, state)
+                _promote_pending_best(ckpt_dir, state)
+                _link_last(ckpt, ckpt_dir / "last.keras")
+                for old in ckpt_dir.glob("epoch_*.keras"):
+                    if old != ckpt:
+                        old.unlink(missing_ok=True)
+            if tb is not None:
+                tb.write(epoch, {**logs, "learning_rate": lr_used, "images_per_s": len(tr) / secs})
+            best = f"(best {state['best_metric']:.4f} @ {state['best_epoch'] + 1})"
+            log(progress.line(epoch, logs, lr_used, secs, best), flush=True)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, logs)
+    finally:
+        arrays.close()
 
     if not chief:
         shutil.rmtree(worker_dir, ignore_errors=True)
