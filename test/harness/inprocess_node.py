@@ -12,6 +12,7 @@ faces, channel 1 = horizontal shift), so a test controls exactly which tracks ex
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -154,6 +155,24 @@ class InProcessFer:
         msg.header.frame_id = frame_id
         self.pub.publish(msg)
         return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+    def publish_until(self, img: np.ndarray, arrived: Callable[[tuple[int, int]], Any], timeout: float,
+                      what: str, every: float = 0.5) -> Any:
+        """Publish ``img`` (a new stamp each time) every ``every`` s until ``arrived(stamp)`` holds.
+        For checks that only need *a* frame through: right after a lifecycle transition the image
+        publisher may still count the old subscription, or the output publisher may not yet know the
+        test's subscriber, and one volatile frame is then lost (seen on a loaded 2-core machine)."""
+        deadline = time.monotonic() + rh.patience(timeout)
+        while True:
+            stamp = self.publish(img)
+            until = min(time.monotonic() + every, deadline)
+            while time.monotonic() < until:
+                value = arrived(stamp)
+                if value:
+                    return value
+                time.sleep(0.01)
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"timed out after {rh.patience(timeout)} s waiting for {what}")
 
     def topic_publishers(self, topic: str) -> int:
         return self.helper.count_publishers(topic)

@@ -137,8 +137,8 @@ def test_without_hri_msgs_the_node_says_so_once_and_runs_on(ros_env, monkeypatch
         shell.activate()
         faces = node.collect(FaceEmotionArray, "/fer_node/faces")
         node.wait_subscribed()
-        stamp = node.publish(fake_frame(1))
-        node.wait(lambda: with_stamp(node.snapshot(faces), stamp), 10, "faces without hri_msgs")
+        node.publish_until(fake_frame(1), lambda stamp: with_stamp(node.snapshot(faces), stamp), 10,
+                           "faces without hri_msgs")
         said = [w for w in warnings if "publish_rep155 needs the hri_msgs messages" in w]
         assert len(said) == 1, warnings
         assert "README" in said[0]

@@ -32,6 +32,8 @@ from .conftest import FER_NAMES, synthetic_faces
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
+#: the venv running the tests (.venv, or .venv-jazzy under FER_ROS_DISTRO=jazzy): documented commands use its programs
+VENV = Path(sys.prefix)
 DOCS = (REPO / "README.md", REPO / "docs" / "training.md")
 #: A documented line that cannot run on this machine (a regular expression searched in it) -> why.
 EXEMPT = {
@@ -116,7 +118,8 @@ def _scratch_tree(root: Path) -> Path:
     work, data = root / "work", root / "shared" / "data"
     data.mkdir(parents=True)
     work.mkdir()
-    for name in (".venv", "training", "config", "fer_perception"):
+    (work / ".venv").symlink_to(VENV)
+    for name in ("training", "config", "fer_perception"):
         (work / name).symlink_to(REPO / name)
     images, labels = synthetic_faces(280)
     vote_names = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
@@ -152,7 +155,7 @@ def _argv(cmd: DocCommand, work: Path) -> tuple[list[str], dict[str, str]]:
             continue
         argv.append(token)
     program = argv[0]
-    argv[0] = str(work / program) if "/" in program else str(REPO / ".venv" / "bin" / program)
+    argv[0] = str(work / program) if "/" in program else str(VENV / "bin" / program)
     for i, token in enumerate(argv[:-1]):
         if token == "--epochs":
             argv[i + 1] = "1"
