@@ -18,9 +18,9 @@ cluster-robust standard error over faces): a face placed ``--repeats`` times is 
 not ``--repeats`` independent samples, so repeats narrow the interval only as far as the placements
 of one face disagree with each other.
 
-Long runs split by data set and merge: ``--sets ckplus48 --json a.json`` and ``--sets
-fer2013_public_test --json b.json`` (in parallel, one core each), then ``--from-json a.json b.json
---command "..."`` writes the block.
+Long runs split by data set (or by ``--sizes``) and merge: ``--sets ckplus48 --json a.json`` and
+``--sets fer2013_public_test --json b.json`` (in parallel, one core each), then ``--from-json a.json
+b.json --command "..."`` writes the block.
 
 Results go to docs/BENCHMARKS.md between the markers of "End-to-end vs direct accuracy".
 """
@@ -202,7 +202,8 @@ def main(argv=None) -> int:
         results, options = {}, None
         for path in args.from_json:
             run = json.loads(path.read_text())
-            results.update(run["results"])
+            for name, rows in run["results"].items():  # runs may split one set by sizes
+                results[name] = sorted(results.get(name, []) + rows, key=lambda r: r["size"])
             options = options or run["options"]
             for key in ("repeats", "max_angle", "interpolation"):
                 setattr(args, key, run["args"][key])
