@@ -159,9 +159,12 @@ def clustered_se(values: np.ndarray, cluster: np.ndarray) -> float:
 
 
 def markdown(results: dict[str, list[dict]], command: str, options: dict, args) -> str:
+    repeats = args.repeats if isinstance(args.repeats, dict) else {name: args.repeats for name in results}
+    placements = ", ".join(f"{n} ({name})" for name, n in repeats.items()) if len(set(repeats.values())) > 1 \
+        else str(next(iter(repeats.values()), 1))
     out = [f"Command: `{command}`", "",
            f"Faces upscaled with {args.interpolation}, turned by up to +-{args.max_angle:g} deg, pasted into real "
-           f"640x480 frames, {args.repeats} placement(s) each; detector = the node defaults with every view on every "
+           f"640x480 frames, {placements} placement(s) each; detector = the node defaults with every view on every "
            f"call: `{options}`; shipped model, ONNX Runtime. Accuracy on the faces the detector found; "
            "difference = end-to-end - direct on those same faces (95 % interval).", "",
            "| data set | face px | placed | found % | end-to-end % | direct % | difference (pts, 95 % CI) | same label as direct % |",
@@ -199,14 +202,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.from_json:
-        results, options = {}, None
+        results, options, repeats = {}, None, {}
         for path in args.from_json:
             run = json.loads(path.read_text())
             for name, rows in run["results"].items():  # runs may split one set by sizes
                 results[name] = sorted(results.get(name, []) + rows, key=lambda r: r["size"])
+                repeats[name] = run["args"]["repeats"]
             options = options or run["options"]
-            for key in ("repeats", "max_angle", "interpolation"):
+            for key in ("max_angle", "interpolation"):
                 setattr(args, key, run["args"][key])
+        args.repeats = repeats
         text = markdown(results, args.command or "(see the --json runs)", options, args)
         print(text)
         if not args.no_doc:

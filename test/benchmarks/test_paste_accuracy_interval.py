@@ -34,3 +34,25 @@ def test_identical_repeats_do_not_narrow_the_interval():
 def test_degenerate_samples_give_nan():
     assert np.isnan(pa.clustered_se(np.array([1.0]), np.array([0])))
     assert np.isnan(pa.clustered_se(np.array([1.0, 0.0]), np.array([3, 3])))
+
+
+def test_runs_split_by_set_and_size_merge_into_one_table(tmp_path, capsys):
+    import json
+
+    def row(size, diff):
+        return {"size": size, "placed": 10, "found": 9, "e2e": 0.7, "direct": 0.7 - diff, "diff": diff,
+                "diff_ci": 0.005, "agreement": 0.9, "direct_all": 0.7}
+
+    args = {"max_angle": 15.0, "interpolation": "lanczos", "limit": 0, "sizes": [], "seed": 0}
+    runs = [("a.json", {"ck": [row(144, 0.0)]}, 4), ("b.json", {"ck": [row(96, -0.03)]}, 4),
+            ("c.json", {"pt": [row(96, 0.0)]}, 1)]
+    for name, results, repeats in runs:
+        (tmp_path / name).write_text(json.dumps({"results": results, "options": {"model": "full"},
+                                                 "args": {**args, "repeats": repeats}}))
+    assert pa.main(["--from-json", *(str(tmp_path / n) for n, _, _ in runs), "--no-doc", "--command", "x"]) == 0
+    text = capsys.readouterr().out
+    ck_rows = [line for line in text.splitlines() if line.startswith("| ck |")]
+    assert [line.split("|")[2].strip() for line in ck_rows] == ["96", "144"]  # merged, by size
+    assert "4 (ck), 1 (pt) placement(s) each" in text
+    assert "* ck: worst lower bound -3.5 pts at 96 px -> NOT met" in text
+    assert "* pt: worst lower bound -0.5 pts at 96 px -> met" in text  # within 1 point
