@@ -443,8 +443,8 @@ class BlazeFaceDetector:
             tracks_here = self.max_track_regions if track_model == whole_frame_model else 0
             self._whole_net = _Net(MODELS[whole_frame_model], backend, None, threads, precision, 1 + tracks_here,
                                    interpolation)
-        # the network of the re-detection views: one of the two above, or a third
-        if track_model == model:
+        # the network of the re-detection views: one of the two above, or a third (only if there are any)
+        if track_model == model or not self.max_track_regions:
             self._track_net = self._net
         elif self._whole_net is not None and track_model == whole_frame_model:
             self._track_net = self._whole_net

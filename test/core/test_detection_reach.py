@@ -119,6 +119,8 @@ def test_track_views_run_on_the_track_model():
     assert groups["full"] and all(side(v) == 192 for v in groups["full"])
     same = create_detector("blazeface", model="full", tiles=[(2, 2)], scan_frames=4)
     assert same._track_net is same._net
+    stateless = create_detector("blazeface", model="full", tiles=[(2, 2)], track_model="short")  # scan_frames 1
+    assert stateless._track_net is stateless._net  # no re-detection views: no third network loaded
 
 
 def test_tile_threshold_parameter_reaches_the_detector():
