@@ -186,6 +186,22 @@ def markdown(results: dict[str, list[dict]], command: str, options: dict, args) 
     return "\n".join(out)
 
 
+def merge_runs(paths: list[Path], args) -> tuple[dict[str, list[dict]], dict]:
+    """The rows of several ``--json`` runs (split by set or by size) as one result, and the first
+    run's detector options; ``args`` takes the runs' rendering settings (placements per set)."""
+    results, options, repeats = {}, None, {}
+    for path in paths:
+        run = json.loads(path.read_text())
+        for name, rows in run["results"].items():
+            results[name] = sorted(results.get(name, []) + rows, key=lambda r: r["size"])
+            repeats[name] = run["args"]["repeats"]
+        options = options or run["options"]
+        for key in ("max_angle", "interpolation"):
+            setattr(args, key, run["args"][key])
+    args.repeats = repeats
+    return results, options
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", nargs="*", default=["ckplus48", "fer2013_public_test"])
@@ -202,42 +218,27 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.from_json:
-        results, options, repeats = {}, None, {}
-        for path in args.from_json:
-            run = json.loads(path.read_text())
-            for name, rows in run["results"].items():  # runs may split one set by sizes
-                results[name] = sorted(results.get(name, []) + rows, key=lambda r: r["size"])
-                repeats[name] = run["args"]["repeats"]
-            options = options or run["options"]
-            for key in ("max_angle", "interpolation"):
-                setattr(args, key, run["args"][key])
-        args.repeats = repeats
-        text = markdown(results, args.command or "(see the --json runs)", options, args)
-        print(text)
-        if not args.no_doc:
-            import rosharness as rh
-
-            rh.replace_doc_block(DOC, BEGIN, END, text, heading=HEADING)
-        return 0
-
-    pipeline, options = build_pipeline()
-    backgrounds = fs.load_backgrounds((640, 480), count=8)
-    results = {}
-    for name in args.sets:
-        images, labels = load_set(name, args.limit or None, args.seed)
-        results[name] = measure(pipeline, images, labels, args.sizes, args.repeats, args.max_angle,
-                                INTERPOLATIONS[args.interpolation], args.seed, backgrounds)
-        for r in results[name]:
-            print(name, r, flush=True)
-    command = "python benchmarks/paste_accuracy.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    text = markdown(results, command.strip(), options, args)
+        results, options = merge_runs(args.from_json, args)
+        command = args.command or "(see the --json runs)"
+    else:
+        pipeline, options = build_pipeline()
+        backgrounds = fs.load_backgrounds((640, 480), count=8)
+        results = {}
+        for name in args.sets:
+            images, labels = load_set(name, args.limit or None, args.seed)
+            results[name] = measure(pipeline, images, labels, args.sizes, args.repeats, args.max_angle,
+                                    INTERPOLATIONS[args.interpolation], args.seed, backgrounds)
+            for r in results[name]:
+                print(name, r, flush=True)
+        command = "python benchmarks/paste_accuracy.py " + " ".join(
+            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        command = command.strip()
+        if args.json:
+            run_args = {k: getattr(args, k) for k in ("repeats", "max_angle", "interpolation", "limit", "sizes", "seed")}
+            args.json.write_text(json.dumps({"results": results, "options": options, "command": command,
+                                             "args": run_args}, indent=1, default=str))
+    text = markdown(results, command, options, args)
     print(text)
-    if args.json:
-        args.json.write_text(json.dumps({"results": results, "options": {k: v for k, v in options.items()},
-                                         "command": command.strip(),
-                                         "args": {k: getattr(args, k) for k in ("repeats", "max_angle", "interpolation",
-                                                                              "limit", "sizes", "seed")}},
-                                        indent=1, default=str))
     if not args.no_doc:
         import rosharness as rh
 

@@ -498,9 +498,9 @@ class BlazeFaceDetector:
             self._memory = []
         group = self._scan[self._phase % len(self._scan)]
         self._phase = (self._phase + 1) % len(self._scan)
-        per_net: dict[int, tuple[_Net, list[_Letterbox]]] = {id(self._net): (self._net, [])}
-        per_net[id(self._net)][1].extend(_Letterbox(*r, side=self.side, inner=r != (0, 0, width, height),
-                                                    overlap=self._overlaps.get(r, (0.0, 0.0))) for r in group)
+        scan = [_Letterbox(*r, side=self.side, inner=r != (0, 0, width, height),
+                           overlap=self._overlaps.get(r, (0.0, 0.0))) for r in group]
+        per_net: dict[int, tuple[_Net, list[_Letterbox]]] = {id(self._net): (self._net, scan)}
         if self._whole_net is not None:
             per_net[id(self._whole_net)] = (self._whole_net, [_Letterbox(0, 0, width, height, side=self._whole_net.side)])
         if self.max_track_regions and self._memory:

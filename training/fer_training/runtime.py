@@ -19,8 +19,8 @@ def cpu_count() -> int:
 
 
 #: TensorFlow's oneDNN kernels, unless TF_ENABLE_ONEDNN_OPTS says otherwise: TensorFlow enables them
-#: by itself only on CPUs with AVX-512 VNNI/AMX, but they train ARCH-1 ~2x faster on an AVX2 CPU too
-#: (benchmarks/train_throughput.py; docs/training.md, "Training throughput").
+#: by itself only on CPUs with AVX-512 VNNI/AMX, but they trained ARCH-1 1.1-2x faster on a quiet 2-core
+#: AVX2 CPU too (benchmarks/train_throughput.py; docs/training.md, "Training throughput").
 ONEDNN_DEFAULT = "1"
 
 
@@ -54,10 +54,9 @@ def configure(threads: int | None = None, cpu_devices: int = 1, deterministic: b
     global _configured
     if quiet:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", ONEDNN_DEFAULT)  # read when TensorFlow loads
     # The training code is plain Keras 3: KERAS_BACKEND=jax (or torch) trains on machines without
     # TensorFlow, e.g. a GPU box with JAX. Thread pools and op determinism below are TensorFlow's.
-    # read when TensorFlow loads: must be set before the first import
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", ONEDNN_DEFAULT)
     if os.environ.setdefault("KERAS_BACKEND", "tensorflow") != "tensorflow":
         if cpu_devices > 1 or deterministic:
             raise RuntimeError("logical CPU devices and op determinism need KERAS_BACKEND=tensorflow")

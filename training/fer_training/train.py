@@ -566,9 +566,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
         f"{cfg.optimizer} lr {cfg.lr} {cfg.schedule}, batch {cfg.batch_size}, {steps} steps/epoch, "
         f"epochs {state['next_epoch']}..{cfg.epochs - 1}, run dir {run_dir}")
     # The next epoch is augmented in a background thread while this one trains (same arrays).
-    arrays = fdata.EpochArraysAhead(x_tr, np.arange(len(tr)), seed=cfg.seed, augmenter=augmenter,
-                                    end_epoch=cfg.epochs, ahead=augment_ahead())
-    try:
+    with fdata.EpochArraysAhead(x_tr, np.arange(len(tr)), seed=cfg.seed, augmenter=augmenter,
+                                end_epoch=cfg.epochs, ahead=augment_ahead()) as arrays:
         for epoch in range(state["next_epoch"], cfg.epochs):
             if state["stopped_early"]:
                 break
@@ -642,8 +641,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
             log(progress.line(epoch, logs, lr_used, secs, best), flush=True)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, logs)
-    finally:
-        arrays.close()
 
     if not chief:
         shutil.rmtree(worker_dir, ignore_errors=True)
