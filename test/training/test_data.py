@@ -287,4 +287,50 @@ def test_npz_votes_become_soft_labels_that_follow_relabelling(tmp_path):
 
 
 def test_npz_without_votes_has_no_soft_labels(tiny_npz):
-    assert fdata.load_dataset(tiny_npz).soft_labels is None
+    ds = fdata.load_dataset(tiny_npz)
+    assert ds.soft_labels is None and ds.majority_labels is None
+
+
+def test_majority_vote_labels_follow_the_ferplus_rule():
+    votes = np.array([[6, 1, 1, 1, 1, 0, 0, 0, 0, 0],     # neutral 6 of 10; the single votes are dropped
+                      [4, 0, 0, 3, 3, 0, 0, 0, 0, 0],     # 4 of 10: no majority
+                      [1, 1, 1, 1, 1, 1, 1, 1, 1, 1],     # every class a single vote: nothing left
+                      [0, 0, 0, 0, 0, 0, 0, 6, 4, 0],     # majority contempt: FER2013 has no such class
+                      [0, 0, 0, 0, 3, 2, 0, 0, 0, 0],     # anger 3 of 5 after the drop
+                      [0, 0, 0, 0, 0, 0, 0, 0, 0, 9],     # not a face
+                      [-1] * 10,                          # not annotated
+                      [0, 1, 5, 0, 0, 0, 0, 0, 4, 0]])    # surprise 5 of 9 (the 1 dropped), beside unknown 4
+    got = fdata.majority_vote_labels(votes, FERPLUS_NAMES, FER_NAMES)
+    want = [FER_NAMES.index("neutral"), -1, -1, -1, FER_NAMES.index("angry"), -1, -1, FER_NAMES.index("surprise")]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_npz_votes_give_majority_labels_that_follow_relabelling(tmp_path):
+    images, labels = synthetic_faces(28)
+    ferplus_column = {FER_NAMES.index(fdata.canonical_label(n)): j for j, n in enumerate(FERPLUS_NAMES[:7])}
+    votes = np.zeros((28, 10), np.int16)
+    majority = (labels + 1) % 7                          # annotators disagree with every label
+    votes[np.arange(28), [ferplus_column[c] for c in majority]] = 8
+    votes[:5, 8] = 9                                     # ... and call the first five "unknown"
+    path = tmp_path / "votes.npz"
+    np.savez(path, images=images, labels=labels, label_names=np.array(FER_NAMES),
+             split=np.array(["train"] * 28), ferplus_votes=votes, ferplus_vote_names=FERPLUS_NAMES)
+    ds = fdata.load_dataset(path)
+    np.testing.assert_array_equal(ds.majority_labels, np.where(np.arange(28) < 5, -1, majority))
+    np.testing.assert_array_equal(ds.subset(np.array([6, 2])).majority_labels, ds.majority_labels[[6, 2]])
+    label_file = tmp_path / "labels.txt"
+    label_file.write_text("sad: unhappy\nhappy\n")
+    two = fdata.load_dataset(path, label_file=label_file)
+    kept = np.flatnonzero(np.isin(labels, [FER_NAMES.index("sad"), FER_NAMES.index("happy")]))
+    old = ds.majority_labels[kept]
+    want = np.select([old == FER_NAMES.index("sad"), old == FER_NAMES.index("happy")], [0, 1], -1)
+    np.testing.assert_array_equal(two.majority_labels, want)
+
+
+def test_class_weights_power_balances_fully_at_one_and_partly_below():
+    labels = np.array([0] * 80 + [1] * 20)
+    for power in (1.0, 0.5):
+        w = fdata.class_weights(labels, 3, power=power)
+        assert w[2] == 0 and np.mean(w[labels]) == pytest.approx(1.0)  # mean 1 over the samples
+    full, root = fdata.class_weights(labels, 3, 1.0), fdata.class_weights(labels, 3, 0.5)
+    assert full[1] / full[0] == pytest.approx(4.0) and root[1] / root[0] == pytest.approx(2.0)

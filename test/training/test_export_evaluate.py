@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from fer_training import calibration
-from fer_training.evaluate import (Predictor, bootstrap_interval, evaluate_model, main as evaluate_main,
-                                   metrics_from_probs, risk_coverage, suggested_threshold, wilson_interval)
+from fer_training.evaluate import (Predictor, bootstrap_interval, evaluate_model, format_report, main as evaluate_main,
+                                   majority_agreement, metrics_from_probs, risk_coverage, suggested_threshold, wilson_interval)
 from fer_training.export import ExportError, choose_confidence_threshold, run_export
 
 
@@ -184,6 +184,79 @@ def test_export_stores_the_threshold_the_node_reads(random_keras_model, tiny_npz
     run_export(random_keras_model, tmp_path, formats="onnx", calibration_data=tiny_npz, name="thr",
                confidence_threshold="0.45", log=lambda *a, **k: None)
     assert read_sidecar(tmp_path / "thr.onnx").confidence_threshold == 0.45
+
+
+def test_logit_adjustment_and_its_choice():
+    prior = np.array([0.7, 0.2, 0.1])
+    bias = calibration.logit_adjustment(prior, 1.0)
+    assert bias.mean() == pytest.approx(0.0) and bias[2] > bias[1] > bias[0]
+    np.testing.assert_allclose(bias[2] - bias[0], np.log(7.0))
+    assert not calibration.logit_adjustment(prior, 0.0).any()
+    with pytest.raises(ValueError):
+        calibration.logit_adjustment(np.array([1.0, 0.0]), 0.5)
+    # Scores that carry the prior in full: removing all of it (tau 1) is the only way to get every image right.
+    labels = np.repeat([0, 1, 2], 10)
+    z = np.log(prior)[None, :] + 0.5 * np.eye(3)[labels]
+    tau, table = calibration.choose_logit_adjustment(z, labels, prior, taus=(0.0, 0.5, 1.0))
+    assert tau == 1.0 and table[-1]["accuracy"] == 1.0 and table[0]["min_recall"] == 0.0
+    assert [r["tau"] for r in table] == [0.0, 0.5, 1.0]
+
+
+def test_export_folds_the_logit_adjustment_into_the_graph(random_keras_model, tiny_npz, tmp_path):
+    from fer_perception.inference import read_sidecar
+    from fer_training.models import logits_model
+    from fer_training.train import load_keras_model
+
+    summary = run_export(random_keras_model, tmp_path, formats="onnx", calibration_data=tiny_npz, name="adj",
+                         flip_tta=True, logit_adjust="0.7", log=lambda *a, **k: None)
+    assert summary["formats"]["onnx"]["max_abs_diff"] <= 1e-5
+    adjustment = summary["logit_adjustment"]
+    with np.load(tiny_npz) as zf:
+        counts = np.bincount(zf["labels"][zf["split"] == "train"], minlength=7)
+    np.testing.assert_allclose(adjustment["class_prior"], counts / counts.sum())
+    core = logits_model(load_keras_model(random_keras_model))
+    x = np.random.default_rng(2).uniform(0, 255, (5, 48, 48, 1)).astype(np.float32)
+    z = 0.5 * (np.asarray(core(x)) + np.asarray(core(x[:, :, ::-1])))
+    want = calibration.softmax(z + calibration.logit_adjustment(counts / counts.sum(), 0.7))
+    np.testing.assert_allclose(Predictor(tmp_path / "adj.onnx")(x), want, atol=1e-5)
+    assert read_sidecar(tmp_path / "adj.onnx").labels  # the node still reads the sidecar
+    sidecar = json.loads((tmp_path / "adj.json").read_text())
+    assert sidecar["logit_adjustment"]["tau"] == 0.7
+    auto = run_export(random_keras_model, tmp_path / "auto", formats="onnx", calibration_data=tiny_npz,
+                      logit_adjust="auto", temperature="auto", log=lambda *a, **k: None)
+    chosen = auto["logit_adjustment"]
+    assert chosen["tau"] in [r["tau"] for r in chosen["table"]]
+    assert max(r["accuracy"] for r in chosen["table"]) == pytest.approx(
+        next(r["accuracy"] for r in chosen["table"] if r["tau"] == chosen["tau"]))
+    with pytest.raises(ExportError, match="calibration-data"):
+        run_export(random_keras_model, tmp_path / "none", formats="onnx", logit_adjust="0.5", log=lambda *a, **k: None)
+
+
+def test_majority_agreement_scores_only_images_with_a_majority():
+    m = majority_agreement(np.eye(3)[[0, 1, 2, 2]], np.array([0, -1, 1, 2]))
+    assert m["images"] == 3 and m["accuracy"] == pytest.approx(2 / 3)
+    assert m["accuracy_ci95"][0] < 2 / 3 < m["accuracy_ci95"][1]
+
+
+def test_evaluate_reports_the_annotator_majority_when_the_data_has_votes(exported, tiny_npz, tmp_path):
+    out, _ = exported
+    model = out / "arch1_random.onnx"
+    with np.load(tiny_npz) as z:
+        arrays = dict(z)
+    test = np.flatnonzero(arrays["split"] == "public_test")
+    preds = Predictor(model)(arrays["images"][test]).argmax(1)
+    # FER2013-order vote columns; the first 40 test images' annotators agree with the model, the next
+    # 40 are "unknown" (no majority), the rest carry no votes at all.
+    names = np.array(["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "unknown"])
+    votes = np.full((len(arrays["labels"]), 8), -1, np.int16)
+    votes[test[:80]] = 0
+    votes[test[:40], preds[:40]] = 7
+    votes[test[40:80], 7] = 7
+    np.savez(tmp_path / "votes.npz", ferplus_votes=votes, ferplus_vote_names=names, **arrays)
+    r = evaluate_model(model, tmp_path / "votes.npz")
+    assert r["annotator_majority"]["images"] == 40 and r["annotator_majority"]["accuracy"] == 1.0
+    assert "annotators' majority" in format_report(r)
+    assert "annotator_majority" not in evaluate_model(model, tiny_npz)
 
 
 def test_fer_evaluate_cli_writes_json_and_pngs(exported, tiny_npz, tmp_path):

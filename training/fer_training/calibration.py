@@ -1,5 +1,6 @@
-"""Temperature scaling (Guo et al. 2017), expected calibration error, and the serving wrapper
-that folds temperature and test-time augmentation (mirror, crops) into the exported graph."""
+"""Temperature scaling (Guo et al. 2017), post-hoc logit adjustment (Menon et al. 2021), expected
+calibration error, and the serving wrapper that folds them and test-time augmentation (mirror,
+crops) into the exported graph."""
 
 from __future__ import annotations
 
@@ -56,6 +57,42 @@ def fit_temperature(logits_or_probs: np.ndarray, labels: np.ndarray,
             d = a + g * (b - a)
             fd = nll(z, labels, np.exp(d))
     return float(np.exp((a + b) / 2))
+
+
+# Logit adjustment strengths tried by ``choose_logit_adjustment`` (0 = none, 1 = the balanced-error
+# optimum of Menon et al.).
+LOGIT_ADJUST_TAUS = tuple(round(0.05 * i, 2) for i in range(21))
+
+
+def logit_adjustment(prior: np.ndarray, tau: float) -> np.ndarray:
+    """The per-class bias ``-tau * log(prior)`` added to the logits: a model trained on imbalanced
+    classes (FER2013: 1.5 % disgust, 25 % happy) carries the training prior in its logits; taking
+    ``tau`` of it out lifts the rare classes. Normalised to mean 0 (softmax ignores a constant)."""
+    prior = np.asarray(prior, dtype=np.float64)
+    if prior.ndim != 1 or not (prior > 0).all():
+        raise ValueError(f"the class prior must be positive for every class, got {prior.tolist()}")
+    if not tau >= 0:
+        raise ValueError(f"the logit adjustment's tau must be >= 0, got {tau}")
+    bias = -float(tau) * np.log(prior / prior.sum())
+    return bias - bias.mean()
+
+
+def choose_logit_adjustment(logits_or_probs: np.ndarray, labels: np.ndarray, prior: np.ndarray,
+                            taus=LOGIT_ADJUST_TAUS) -> tuple[float, list[dict]]:
+    """The ``tau`` of ``taus`` with the highest accuracy on (logits, labels) - the smallest one on a
+    tie - and the table behind it: tau, accuracy, balanced accuracy (mean per-class recall) and the
+    lowest per-class recall."""
+    z = _as_logits(logits_or_probs)
+    labels = np.asarray(labels, dtype=np.int64)
+    present = np.unique(labels)
+    rows = []
+    for tau in taus:
+        pred = (z + logit_adjustment(prior, tau)).argmax(1)
+        recall = np.array([(pred[labels == c] == c).mean() for c in present])
+        rows.append(dict(tau=float(tau), accuracy=float((pred == labels).mean()),
+                         balanced_accuracy=float(recall.mean()), min_recall=float(recall.min())))
+    best = max(rows, key=lambda r: (r["accuracy"], -r["tau"]))
+    return best["tau"], rows
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
@@ -121,17 +158,31 @@ def _keras_layers():
         def get_config(self):
             return {**super().get_config(), "temperature": self.temperature}
 
-    return HorizontalFlip, CropResize, TemperatureScale
+    @keras.saving.register_keras_serializable(package="fer_training")
+    class ClassBias(keras.layers.Layer):
+        """logits + b with a fixed (non-trainable, config-stored) per-class bias b."""
+
+        def __init__(self, bias=(), **kwargs):
+            super().__init__(**kwargs)
+            self.bias = [float(v) for v in bias]
+
+        def call(self, x):
+            return x + ops.convert_to_tensor(np.asarray(self.bias, dtype=np.float32))
+
+        def get_config(self):
+            return {**super().get_config(), "bias": self.bias}
+
+    return HorizontalFlip, CropResize, TemperatureScale, ClassBias
 
 
-HorizontalFlip, CropResize, TemperatureScale = (None, None, None)
+HorizontalFlip, CropResize, TemperatureScale, ClassBias = (None, None, None, None)
 
 
 def _ensure_layers():
-    global HorizontalFlip, CropResize, TemperatureScale
+    global HorizontalFlip, CropResize, TemperatureScale, ClassBias
     if HorizontalFlip is None:
-        HorizontalFlip, CropResize, TemperatureScale = _keras_layers()
-    return HorizontalFlip, CropResize, TemperatureScale
+        HorizontalFlip, CropResize, TemperatureScale, ClassBias = _keras_layers()
+    return HorizontalFlip, CropResize, TemperatureScale, ClassBias
 
 
 def crop_windows(crop_size: int, image_size: int = 48) -> list[tuple[int, int]]:
@@ -142,20 +193,22 @@ def crop_windows(crop_size: int, image_size: int = 48) -> list[tuple[int, int]]:
     return [(mid, mid), (0, 0), (0, far), (far, 0), (far, far)]
 
 
-def serving_model(model, *, temperature: float = 1.0, flip_tta: bool = False, crop_tta: int = 0):
-    """Wrap a fer_training model: faces (0..255) -> [TTA logit average] -> / T -> softmax.
+def serving_model(model, *, temperature: float = 1.0, flip_tta: bool = False, crop_tta: int = 0,
+                  class_bias=None):
+    """Wrap a fer_training model: faces (0..255) -> [TTA logit average] -> [+ class bias] -> / T -> softmax.
 
     ``flip_tta`` adds the mirror image; ``crop_tta`` (a window size in pixels, 0 = off) adds the
     centre and four corner windows of that size, each resized back to the input size (and
     mirrored too with ``flip_tta``): 2, 6 or 12 views, their logits averaged. With temperature 1
-    and no TTA the output equals ``model``'s. The input/output names follow the model contract
-    (``faces`` -> ``probabilities``).
+    and no TTA the output equals ``model``'s. ``class_bias`` (one value per class, e.g.
+    :func:`logit_adjustment`) is added to the averaged logits before the temperature. The
+    input/output names follow the model contract (``faces`` -> ``probabilities``).
     """
     import keras
 
     from .models import INPUT_NAME, OUTPUT_NAME, logits_model
 
-    flip_layer, crop_layer, temp_layer = _ensure_layers()
+    flip_layer, crop_layer, temp_layer, bias_layer = _ensure_layers()
     core = logits_model(model)
     inputs = keras.Input(model.inputs[0].shape[1:], name=INPUT_NAME, dtype="float32")
     views = [inputs]
@@ -166,14 +219,20 @@ def serving_model(model, *, temperature: float = 1.0, flip_tta: bool = False, cr
         views += [flip_layer(name=f"hflip_{i}" if i else "hflip")(view) for i, view in enumerate(views)]
     logits = [core(view) for view in views]
     logits = keras.layers.Average(name="tta_average")(logits) if len(logits) > 1 else logits[0]
+    has_bias = class_bias is not None and np.any(np.asarray(class_bias) != 0)
+    if has_bias:
+        if len(class_bias) != int(logits.shape[-1]):
+            raise ValueError(f"class_bias has {len(class_bias)} values, the model {int(logits.shape[-1])} classes")
+        logits = bias_layer(list(class_bias), name="class_bias")(logits)
     if temperature != 1.0:
         logits = temp_layer(temperature, name="temperature")(logits)
     probs = keras.layers.Activation("softmax", name=OUTPUT_NAME)(logits)
     suffix = ("_tta" if flip_tta else "") + (f"_crop{crop_tta}" if crop_tta else "") + \
-        (f"_T{temperature:.3f}" if temperature != 1.0 else "")
+        ("_bias" if has_bias else "") + (f"_T{temperature:.3f}" if temperature != 1.0 else "")
     return keras.Model(inputs, probs, name=f"{model.name}_serving{suffix}")
 
 
 def custom_objects() -> dict:
-    flip_layer, crop_layer, temp_layer = _ensure_layers()
-    return {"HorizontalFlip": flip_layer, "CropResize": crop_layer, "TemperatureScale": temp_layer}
+    flip_layer, crop_layer, temp_layer, bias_layer = _ensure_layers()
+    return {"HorizontalFlip": flip_layer, "CropResize": crop_layer, "TemperatureScale": temp_layer,
+            "ClassBias": bias_layer}

@@ -61,6 +61,9 @@ class FaceDataset:
     # float32 N x C distribution of several annotators' votes over label_names (FER+ for FER2013);
     # an all-zero row means "no votes for this image". Used by fer-train --soft-labels.
     soft_labels: np.ndarray | None = None
+    # int64 N: the annotators' majority label (index into label_names) by FER+'s "majority" rule,
+    # -1 where the rule gives none (see majority_vote_labels); None without votes.
+    majority_labels: np.ndarray | None = None
     source: str = ""
     skipped: list[str] = field(default_factory=list)  # files a folder loader could not use
 
@@ -88,6 +91,11 @@ class FaceDataset:
             if self.soft_labels.shape != (n, len(self.label_names)):
                 raise DatasetError(f"{self.source}: soft_labels has shape {self.soft_labels.shape}, "
                                    f"expected ({n}, {len(self.label_names)})")
+        if self.majority_labels is not None:
+            self.majority_labels = np.asarray(self.majority_labels).astype(np.int64)
+            if self.majority_labels.shape != (n,):
+                raise DatasetError(f"{self.source}: majority_labels has shape {self.majority_labels.shape}, "
+                                   f"expected ({n},)")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -103,6 +111,7 @@ class FaceDataset:
             subjects=None if self.subjects is None else self.subjects[index],
             splits=None if self.splits is None else self.splits[index], skipped=list(self.skipped),
             soft_labels=None if self.soft_labels is None else self.soft_labels[index],
+            majority_labels=None if self.majority_labels is None else self.majority_labels[index],
         )
 
     def split_names(self) -> list[str]:
@@ -133,7 +142,15 @@ def to_fer2013_order(ds: FaceDataset) -> FaceDataset:
     out.labels = new[keep]
     out.label_names = FER2013_LABELS
     out.soft_labels = _remap_columns(out.soft_labels, mapping, len(FER2013_LABELS))
+    out.majority_labels = _remap_labels(out.majority_labels, mapping)
     return out
+
+
+def _remap_labels(labels: np.ndarray | None, mapping: np.ndarray) -> np.ndarray | None:
+    """Label indices (-1 = none) after a relabelling; classes without a counterpart become -1."""
+    if labels is None:
+        return None
+    return np.where(labels >= 0, mapping[np.clip(labels, 0, None)], -1)
 
 
 def _remap_columns(soft: np.ndarray | None, mapping: np.ndarray, num_classes: int) -> np.ndarray | None:
@@ -165,6 +182,25 @@ def vote_distribution(votes: np.ndarray, vote_names, label_names) -> np.ndarray:
         if canon is not None and canon in wanted:
             out[:, wanted.index(canon)] += votes[:, col]
     return _normalised_rows(out)
+
+
+def majority_vote_labels(votes: np.ndarray, vote_names, label_names) -> np.ndarray:
+    """Per image, the annotators' label by FER+'s "majority" rule (Barsoum et al. 2016), as an index
+    into ``label_names``, or -1 where the rule gives none.
+
+    Every vote column counts (FER+'s contempt, unknown and not-a-face too); a class with a single vote
+    is taken as noise and dropped; the top class needs more than half of the remaining votes; an
+    image whose majority is a column without a counterpart in ``label_names`` (contempt, unknown,
+    not-a-face), or that has no votes, gets -1."""
+    votes = np.clip(np.asarray(votes, dtype=np.float64), 0, None)
+    votes = np.where(votes <= 1, 0.0, votes)
+    wanted = [canonical_label(str(n)) for n in label_names]
+    column_label = np.array([wanted.index(c) if (c := canonical_label(str(name))) is not None and c in wanted
+                             else -1 for name in vote_names], dtype=np.int64)
+    total = votes.sum(1)
+    top = votes.argmax(1) if len(votes) else np.zeros(0, np.int64)
+    has_majority = votes[np.arange(len(votes)), top] > 0.5 * total
+    return np.where(has_majority & (total > 0), column_label[top], -1)
 
 
 def read_label_file(path: str | os.PathLike) -> list[tuple[str, str]]:
@@ -224,6 +260,7 @@ def _apply_label_file(ds: FaceDataset, entries, where: str) -> FaceDataset:
     out.labels = mapping[ds.labels[keep]]
     out.label_names = tuple(name for _, name in entries)
     out.soft_labels = _remap_columns(out.soft_labels, mapping, len(entries))
+    out.majority_labels = _remap_labels(out.majority_labels, mapping)
     return out
 
 
@@ -261,8 +298,9 @@ def _load_npz(p: Path) -> FaceDataset:
     if subjects is not None and all(str(s) == "" for s in subjects[: min(len(subjects), 1000)]):
         subjects = None  # FER2013 has an empty subject column
     soft = vote_distribution(votes[0], votes[1], names) if votes is not None else None
+    majority = majority_vote_labels(votes[0], votes[1], names) if votes is not None else None
     return FaceDataset(images, labels, names, subjects=subjects, splits=splits, source=str(p),
-                       soft_labels=soft)
+                       soft_labels=soft, majority_labels=majority)
 
 
 def _load_csv(p: Path) -> FaceDataset:
@@ -637,11 +675,14 @@ class EpochArraysAhead:
         self.close()
 
 
-def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Inverse-frequency class weights normalised to mean 1 over the samples (absent classes: 0)."""
+def class_weights(labels: np.ndarray, num_classes: int, power: float = 1.0) -> np.ndarray:
+    """Per-class loss weights (1 / class frequency) ** ``power``, normalised to mean 1 over the
+    samples (absent classes: 0). power 1 balances the classes fully; 0.5 (square root) is the
+    usual compromise, which lifts rare classes without letting ~10x weights on disgust's 436
+    images dominate the gradient."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    w = np.where(counts > 0, len(labels) / np.maximum(counts, 1) / num_classes, 0.0)
-    return w
+    w = np.where(counts > 0, (len(labels) / np.maximum(counts, 1) / num_classes) ** power, 0.0)
+    return w * len(labels) / max(float(np.sum(counts * w)), 1e-12)
 
 
 def describe(ds: FaceDataset, index: Iterable[int] | None = None) -> str:

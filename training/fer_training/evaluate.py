@@ -219,6 +219,14 @@ def metrics_from_probs(probs: np.ndarray, labels: np.ndarray, label_names) -> di
     )
 
 
+def majority_agreement(probs: np.ndarray, majority: np.ndarray) -> dict:
+    """Accuracy against the annotators' majority labels (FER+ for FER2013; -1 = no majority, left out)."""
+    keep = np.asarray(majority) >= 0
+    correct = int((np.asarray(probs)[keep].argmax(1) == np.asarray(majority)[keep]).sum())
+    n = int(keep.sum())
+    return dict(images=n, accuracy=correct / n if n else float("nan"), accuracy_ci95=list(wilson_interval(correct, n)))
+
+
 def select_split(ds: fdata.FaceDataset, split: str | None) -> tuple[np.ndarray, str]:
     """Indices of the named split; default: public_test/val/test if present, else all images."""
     names = ds.split_names()
@@ -303,6 +311,8 @@ def evaluate_model(model_path, data_path, split: str | None = None, *, label_fil
     probs = align_to_data(predictor(ds.images[idx]), predictor.labels, ds.label_names)
     secs = time.time() - t0
     result = metrics_from_probs(probs, ds.labels[idx], ds.label_names)
+    if ds.majority_labels is not None:
+        result["annotator_majority"] = majority_agreement(probs, ds.majority_labels[idx])
     result.update(model=str(model_path), format=predictor.kind, data=str(data_path), split=split_name,
                   seconds=round(secs, 3), images_per_s=round(len(idx) / max(secs, 1e-9), 1))
     return result
@@ -387,6 +397,11 @@ def format_report(r: dict) -> str:
                      f"(bootstrap, 1000 resamples)")
         lines.append("  recall 95 %: " + "  ".join(f"{k} {lo:.2f}..{hi:.2f}"
                                                   for k, (lo, hi) in r["per_class_recall_ci95"].items()))
+    if r.get("annotator_majority"):
+        m = r["annotator_majority"]
+        lo, hi = m["accuracy_ci95"]
+        lines.append(f"  against the annotators' majority (FER+ rule; {m['images']} images with one): accuracy "
+                     f"{m['accuracy']:.4f} ({lo:.4f}..{hi:.4f})")
     if r.get("risk_coverage"):
         lines.append("  risk-coverage (faces whose top probability >= threshold):")
         lines.append("    threshold  coverage  accuracy of kept")

@@ -152,23 +152,40 @@ def export_tensorrt(onnx_path: Path, precision: str = "fp16", max_batch: int = 6
 
 
 # ------------------------------------------------------------------------------------------ main
-def load_eval_data(path, label_file=None, val_split=None, max_val: int = 4000, max_rep: int = 500, seed: int = 0):
-    """(validation images, labels, label names, representative training images) from a data set."""
-    ds = fdata.load_dataset(path, label_file=label_file)
+def _eval_split(ds: fdata.FaceDataset, val_split=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) indices: the named validation split (default public_test/val/test) and
+    the ``train`` split (else every other image), or a stratified/subject split when it has none."""
     names = ds.split_names()
     if val_split is None:
         val_split = next((n for n in ("public_test", "val", "validation", "test") if n in names), None)
     if val_split is not None:
         va = np.flatnonzero(ds.splits == val_split)
         tr = np.flatnonzero(ds.splits == "train") if "train" in names else np.setdiff1d(np.arange(len(ds)), va)
-    else:
-        split = fdata.make_split(ds, "stratified" if ds.subjects is None else "subject", seed=seed)
-        tr, va = split.train, split.val
+        return tr, va
+    split = fdata.make_split(ds, "stratified" if ds.subjects is None else "subject", seed=seed)
+    return split.train, split.val
+
+
+def load_eval_data(path, label_file=None, val_split=None, max_val: int = 4000, max_rep: int = 500, seed: int = 0):
+    """(validation images, labels, label names, representative training images) from a data set."""
+    ds = fdata.load_dataset(path, label_file=label_file)
+    tr, va = _eval_split(ds, val_split, seed)
     rng = np.random.default_rng(seed)
     if len(va) > max_val:
         va = np.sort(rng.choice(va, max_val, replace=False))
     rep = np.sort(rng.choice(tr, min(max_rep, len(tr)), replace=False)) if len(tr) else va[:max_rep]
     return ds.images[va], ds.labels[va], ds.label_names, ds.images[rep]
+
+
+def training_prior(path, label_file=None, val_split=None, seed: int = 0) -> np.ndarray:
+    """Class frequencies of the data set's training images (the part fer-export does not validate on)."""
+    ds = fdata.load_dataset(path, label_file=label_file)
+    tr, _ = _eval_split(ds, val_split, seed)
+    counts = np.bincount(ds.labels[tr], minlength=ds.num_classes).astype(np.float64)
+    if not (counts > 0).all():
+        missing = [n for n, c in zip(ds.label_names, counts) if c == 0]
+        raise ExportError(f"--logit-adjust needs training images of every class; {path} has none of {missing}")
+    return counts / counts.sum()
 
 
 def compare(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None) -> dict:
@@ -182,11 +199,11 @@ def compare(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None) -> dict
 
 def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data=None, label_file=None,
                val_split=None, temperature="1", flip_tta=False, crop_tta=0, name=None, strict=True,
-               confidence_threshold=None, log=print) -> dict:
+               confidence_threshold=None, logit_adjust="0", log=print) -> dict:
     from .runtime import configure
 
     configure()
-    from .calibration import fit_temperature, serving_model
+    from .calibration import choose_logit_adjustment, fit_temperature, logit_adjustment, serving_model
     from .evaluate import Predictor
     from .train import model_label_names, predict_probs
 
@@ -233,21 +250,45 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
         label_names = FER2013_LABELS
         log(f"warning: {model_path} records no class names; taking FER2013's ({', '.join(label_names)})")
 
-    # Temperature (fitted on the validation split with the TTA setting that will be exported).
+    # Logit adjustment (a per-class bias, chosen on the validation split with the exported TTA), then
+    # the temperature, fitted with the bias in place.
+    adjustment, bias = None, None
+    setting = str(logit_adjust).strip().lower()
+    if setting not in ("0", "0.0", "none", "off", ""):
+        if not calibration_data:
+            raise ExportError("--logit-adjust needs --calibration-data (the class prior of its training split)")
+        prior = training_prior(calibration_data, label_file, val_split)
+        if setting == "auto":
+            probs_t1 = predict_probs(serving_model(base, flip_tta=flip_tta, crop_tta=crop_tta), x_val)
+            tau, table = choose_logit_adjustment(probs_t1, y_val, prior)
+            log(f"logit adjustment: tau = {tau:.2f} (highest accuracy of tau 0..1 on {len(y_val)} validation images)")
+        else:
+            try:
+                tau, table = float(setting), None
+            except ValueError:
+                raise ExportError(f"--logit-adjust must be a number >= 0, auto or 0 (off), got {logit_adjust!r}") from None
+            if tau < 0:
+                raise ExportError(f"--logit-adjust must be >= 0, got {tau}")
+        bias = logit_adjustment(prior, tau) if tau > 0 else None
+        adjustment = dict(tau=tau, class_prior=prior.tolist(), bias=None if bias is None else bias.tolist(),
+                          chosen_by="auto: highest validation accuracy" if setting == "auto" else "given",
+                          table=table)
     if str(temperature).lower() == "auto":
         if y_val is None:
             raise ExportError("--temperature auto needs --calibration-data (fitted on its validation split)")
-        probs_t1 = predict_probs(serving_model(base, flip_tta=flip_tta, crop_tta=crop_tta), x_val)
+        probs_t1 = predict_probs(serving_model(base, flip_tta=flip_tta, crop_tta=crop_tta, class_bias=bias), x_val)
         t = fit_temperature(probs_t1, y_val)
         log(f"fitted temperature T = {t:.4f} on {len(y_val)} validation images")
     else:
         t = float(temperature)
-    wrap = t != 1.0 or flip_tta or crop_tta
-    model = serving_model(base, temperature=t, flip_tta=flip_tta, crop_tta=crop_tta) if wrap else base
+    wrap = t != 1.0 or flip_tta or crop_tta or bias is not None
+    model = serving_model(base, temperature=t, flip_tta=flip_tta, crop_tta=crop_tta, class_bias=bias) if wrap else base
     ref = predict_probs(model, x_val)
     summary = dict(source_model=str(model_path), source_sha256=sha256(model_path), temperature=t,
                    flip_tta=bool(flip_tta), crop_tta=int(crop_tta), label_names=list(label_names), validation_images=int(len(x_val)),
                    formats={})
+    if adjustment is not None:
+        summary["logit_adjustment"] = adjustment
     if y_val is not None:
         from .calibration import expected_calibration_error
 
@@ -259,7 +300,7 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
     if wrap:
         wrapped = out_dir / f"{name}_serving.keras"
         model.save(wrapped)
-        log(f"wrote {wrapped} (Keras model with the folded temperature/TTA)")
+        log(f"wrote {wrapped} (Keras model with the folded temperature/TTA/class bias)")
 
     failures = []
     for fmt in fmts:
@@ -399,6 +440,11 @@ def main(argv=None) -> int:
                    help="the fer_node confidence_threshold stored in the sidecar: a number in [0, 1], or auto "
                         "(the lowest threshold whose kept validation faces are >= 75 %% accurate; needs "
                         "--calibration-data); default: none stored")
+    p.add_argument("--logit-adjust", default="0", metavar="TAU|auto",
+                   help="add -TAU * log(class prior of the training split) to the logits in-graph (post-hoc "
+                        "logit adjustment: lifts classes the training data has few of, e.g. disgust); auto: the "
+                        "TAU in 0..1 (steps of 0.05) with the highest validation accuracy; needs --calibration-data; "
+                        "0 = off")
     p.add_argument("--name", help="file stem of the outputs (default: the model's)")
     p.add_argument("--summary-json", help="write the summary here too")
     args = p.parse_args(argv)
@@ -406,7 +452,7 @@ def main(argv=None) -> int:
         summary = run_export(args.model, args.out_dir, formats=args.formats, calibration_data=args.calibration_data,
                              label_file=args.label_file, val_split=args.val_split, temperature=args.temperature,
                              flip_tta=args.flip_tta, crop_tta=args.crop_tta, name=args.name, strict=False,
-                             confidence_threshold=args.confidence_threshold)
+                             confidence_threshold=args.confidence_threshold, logit_adjust=args.logit_adjust)
     except (ExportError, fdata.DatasetError, FileNotFoundError) as exc:
         print(f"fer-export: {exc}", file=sys.stderr)
         return 2

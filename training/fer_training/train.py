@@ -86,7 +86,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     soft_labels: float = 0.0          # weight of the annotators' vote distribution in the target
     init_from: str | None = None      # .keras file whose matching layers start the run (fine-tuning)
-    class_weighting: bool = False
+    class_weighting: float = 0.0      # power of the inverse-frequency loss weights; 0 = off (old configs: False/True)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     split: str = "auto"
     fold: int = 0
@@ -123,7 +123,7 @@ def profile_defaults(profile: str, n_train: int | None = None) -> dict:
             epochs=200, batch_size=10 if (n_train is not None and n_train < SMALL_DATA_IMAGES) else 256,
             optimizer="adam", lr=0.01, weight_decay=0.0, schedule="plateau", warmup_epochs=0,
             plateau_factor=0.1, plateau_patience=5, early_stopping_patience=15,
-            l2=0.2, l2_scope="classifier", dropout=0.5, label_smoothing=0.0, class_weighting=False,
+            l2=0.2, l2_scope="classifier", dropout=0.5, label_smoothing=0.0, class_weighting=0.0,
             augment=AugmentConfig(rotation=20, shift=0.1, zoom=0.1, flip=True),
             select_metric="val_accuracy", tta_eval=False,
         )
@@ -132,7 +132,7 @@ def profile_defaults(profile: str, n_train: int | None = None) -> dict:
             epochs=60, batch_size=128 if (n_train is None or n_train >= SMALL_DATA_IMAGES) else 32,
             optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine",
             warmup_epochs=3, early_stopping_patience=0, l2=0.0, dropout=0.25, label_smoothing=0.1,
-            class_weighting=False,
+            class_weighting=0.0,
             augment=AugmentConfig(rotation=15, shift=0.1, zoom=0.15, flip=True, erase_prob=0.5,
                                   brightness=0.2, contrast=0.3),
             select_metric="val_accuracy", tta_eval=True,
@@ -501,7 +501,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
     augmenter = cfg.augment.make()
     eye = np.eye(num_classes, dtype=np.float32)
     targets = training_targets(ds, tr, cfg.soft_labels)
-    weights = fdata.class_weights(y_tr, num_classes).astype(np.float32) if cfg.class_weighting else None
+    weights = (fdata.class_weights(y_tr, num_classes, power=float(cfg.class_weighting)).astype(np.float32)
+               if cfg.class_weighting else None)
     val_ds = _dataset(x_va, eye[y_va], max(cfg.batch_size, 256))
 
     strategy = _make_strategy(cfg.distribute)
@@ -697,8 +698,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--soft-labels", type=float,
                    help="weight W of the annotators' vote distribution (FER+ votes in fer2013.npz) in the "
                         "training target: (1-W) one-hot + W votes; validation keeps the data set's labels (default: 0, off)")
-    p.add_argument("--class-weighting", action="store_true", default=None,
-                   help="weight the loss by inverse class frequency (default: off in both profiles)")
+    p.add_argument("--class-weighting", nargs="?", type=float, const=1.0, default=None, metavar="POWER",
+                   help="weight the loss by (1 / class frequency) ** POWER, normalised to mean 1; without a "
+                        "value POWER is 1 (fully balanced), 0.5 is the square root (default: off, 0, in both profiles)")
     p.add_argument("--init-from", metavar="MODEL.keras",
                    help="start from the weights of a fer-train model (layers with the same name and shape; "
                         "e.g. fine-tune the FER2013 model on your own faces; default: random initialisation)")
@@ -759,6 +761,8 @@ def config_from_args(args) -> TrainConfig:
         v = getattr(args, key)
         if v is not None:
             values[key] = v
+    if values.get("class_weighting", 0.0) < 0:
+        raise SystemExit(f"fer-train: --class-weighting POWER must be >= 0, got {values['class_weighting']}")
     if not 0.0 <= values.get("soft_labels", 0.0) <= 1.0:
         raise SystemExit(f"fer-train: --soft-labels is a weight in 0..1, got {values['soft_labels']}")
     if args.no_augment:
