@@ -4,11 +4,13 @@
 #     .venv/bin/python tools/gpu_bundle.py pack        # .gpu_bundle/: FER2013 (fits 64 MiB) + Keras wheels
 # then run on the device with carry [".gpu_bundle"]:  bash scripts/gpu_train.sh
 #
-# The jobs (scripts/gpu_jobs.txt, best first) share the budget: a 2-epoch probe measures seconds per epoch,
-# then each job gets as many epochs as fit its share of what is left (capped by the job's own maximum) and
-# is skipped when fewer than its minimum fit. Every job is the `best` recipe unless its line says otherwise.
-# What comes back (at most 8 files): <job>.keras (the selected epoch), <job>_log.csv, summary.json, and
-# gpu_train.log (this script's whole output).
+# The jobs (scripts/gpu_jobs.txt, best first) share the budget: a 2-epoch probe measures ARCH-1's seconds per
+# epoch, then each job gets as many epochs as fit its share of what is left at its own cost per epoch (a
+# multiple of ARCH-1's), capped by the job's maximum, and is skipped when fewer than its minimum fit. Every job
+# is ARCH-1 with the `best` recipe unless its line says otherwise; {job:NAME} in a line is the model an earlier
+# job NAME trained (e.g. a distillation teacher); a job whose such model is missing is skipped.
+# What comes back (at most 8 files, so at most 6 jobs): <job>.keras (the selected epoch), summary.json (each
+# job's epochs, seconds, results and its per-epoch log.csv) and gpu_train.log (this script's whole output).
 #
 # Environment: OUT (default ./gpu_out), FER_GPU_BUNDLE (default ./.gpu_bundle), FER_GPU_BUDGET_S (seconds
 # for all jobs, default 420), KERAS_BACKEND (default jax), FER_GPU_JOBS (the job list), FER_GPU_MAX_EPOCHS
@@ -61,18 +63,31 @@ summary="$work/summary.jsonl"
 record() {  # record JOB STATUS EPOCHS ARGS SECONDS RESULTS_JSON: one entry of summary.json
   "$python" - "$summary" "$@" <<'EOF'
 import json, os, sys
-path, job, status, epochs, args, seconds, results = sys.argv[1:8]
+path, job, status, epochs, args, seconds, results, log_csv = (sys.argv[1:9] + [""])[:8]
 entry = dict(job=job, status=status, epochs=int(epochs), args=args, seconds=int(seconds))
 if results and os.path.isfile(results):
     entry["results"] = json.load(open(results))
+if log_csv and os.path.isfile(log_csv):
+    entry["log_csv"] = open(log_csv).read()
 open(path, "a").write(json.dumps(entry) + "\n")
 EOF
 }
-while IFS='|' read -r name share min_epochs max_epochs args; do
+while IFS='|' read -r name share min_epochs max_epochs cost args; do
   case "$name" in ''|'#'*) continue ;; esac
   left=$(( budget - $(elapsed) ))
-  epochs=$("$python" -c "import sys; left,share,per,lo,hi,cap=map(float,sys.argv[1:7]); n=int(left*share/per); n=min(n,int(hi),int(cap)); print(n if n>=lo else 0)" \
-           "$left" "$share" "$per_epoch" "$min_epochs" "$max_epochs" "${FER_GPU_MAX_EPOCHS:-100000}")
+  # {job:NAME} -> the model job NAME trained
+  args=$(printf '%s' "$args" | sed -E "s#\{job:([A-Za-z0-9_]+)\}#$work/runs/\1/model.keras#g")
+  missing=""
+  for word in $args; do
+    case "$word" in "$work"/runs/*/model.keras) [ -f "$word" ] || missing="$word" ;; esac
+  done
+  if [ -n "$missing" ]; then
+    echo "job $name: skipped (needs $missing, which an earlier job did not produce)"
+    record "$name" skipped 0 "$args" 0 ""
+    continue
+  fi
+  epochs=$("$python" -c "import sys; left,share,per,cost,lo,hi,cap=map(float,sys.argv[1:8]); n=int(left*share/(per*cost)); n=min(n,int(hi),int(cap)); print(n if n>=lo else 0)" \
+           "$left" "$share" "$per_epoch" "$cost" "$min_epochs" "$max_epochs" "${FER_GPU_MAX_EPOCHS:-100000}")
   if [ "$epochs" -eq 0 ]; then
     echo "job $name: skipped (${left} s left: fewer than $min_epochs epochs fit)"
     record "$name" skipped 0 "$args" 0 ""
@@ -86,8 +101,7 @@ while IFS='|' read -r name share min_epochs max_epochs args; do
   run="$work/runs/$name"
   model="$run/model.keras"; [ -f "$model" ] || model="$run/checkpoints/best.keras"
   [ -f "$model" ] && cp "$model" "$out/$name.keras"
-  [ -f "$run/log.csv" ] && cp "$run/log.csv" "$out/${name}_log.csv"
-  record "$name" "$status" "$epochs" "$args" $(( $(date +%s) - t0 )) "$run/results.json"
+  record "$name" "$status" "$epochs" "$args" $(( $(date +%s) - t0 )) "$run/results.json" "$run/log.csv"
 done <"$jobs_file"
 "$python" -c "import json,sys; print(json.dumps([json.loads(l) for l in open(sys.argv[1])], indent=2))" "$summary" >"$out/summary.json"
 echo "done in $(elapsed) s; files in $out:"

@@ -79,19 +79,40 @@ def test_a_corrupt_lossless_split_is_refused(bundle, tmp_path):
 
 def test_gpu_train_script_cpu_path(bundle, tmp_path):
     jobs = tmp_path / "jobs.txt"
-    jobs.write_text("# test jobs\nfirst|0.5|1|2|--seed 3 --batch-size 32\nnever|1.0|100000|100000|--seed 4\n")
+    jobs.write_text("# test jobs\n"
+                    "first|0.3|1|2|1|--seed 3 --batch-size 32\n"
+                    "student|0.5|1|1|1|--teacher {job:first} --distill 0.4 --batch-size 32\n"
+                    "orphan|0.5|1|1|1|--teacher {job:nothere}\n"
+                    "never|1.0|100000|100000|1|--seed 4\n")
     out = tmp_path / "out"
     env = dict(os.environ, OUT=str(out), FER_GPU_BUNDLE=str(bundle), FER_GPU_JOBS=str(jobs), FER_GPU_BUDGET_S="3600",
                KERAS_BACKEND="tensorflow", PYTHON=sys.executable)
     result = subprocess.run(["bash", str(REPO / "scripts" / "gpu_train.sh")], env=env, capture_output=True,
                             text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert {p.name for p in out.iterdir()} == {"first.keras", "first_log.csv", "summary.json", "gpu_train.log"}
+    assert {p.name for p in out.iterdir()} == {"first.keras", "student.keras", "summary.json", "gpu_train.log"}
     summary = json.loads((out / "summary.json").read_text())
-    assert [(s["job"], s["status"]) for s in summary] == [("first", "done"), ("never", "skipped")]
+    assert [(s["job"], s["status"]) for s in summary] == [
+        ("first", "done"), ("student", "done"), ("orphan", "skipped"), ("never", "skipped")]
     assert summary[0]["epochs"] == 2 and summary[0]["results"]["val_images"] == 50
-    assert len((out / "first_log.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
-    assert "probe:" in (out / "gpu_train.log").read_text()
+    assert len(summary[0]["log_csv"].strip().splitlines()) == 3  # header + 2 epochs
+    assert "/runs/first/model.keras" in summary[1]["args"] and summary[1]["epochs"] == 1
+    log = (out / "gpu_train.log").read_text()
+    assert "probe:" in log and "distillation: targets = 0.6 x label + 0.4 x teacher" in log
+    assert "job orphan: skipped (needs" in log
+
+
+def test_shipped_job_list_parses():
+    lines = [line for line in (REPO / "scripts" / "gpu_jobs.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    names = []
+    for line in lines:
+        name, share, lo, hi, cost, args = line.split("|")
+        assert 0 < float(share) <= 1 and 0 < int(lo) <= int(hi) and float(cost) > 0
+        for ref in __import__("re").findall(r"\{job:(\w+)\}", args):
+            assert ref in names, f"{name} needs {ref}, which is not an earlier job"
+        names.append(name)
+    assert len(names) <= 6 and names[0] == "arch1_long"  # one .keras per job + summary + log <= 8 files
 
 
 def test_gpu_train_script_without_a_bundle(tmp_path):

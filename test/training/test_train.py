@@ -225,3 +225,79 @@ def test_cli_fine_tunes_from_a_model(straight_run, tiny_npz, tmp_path, capsys):
           "--max-train-images", "64", "--init-from", str(Path(cfg.run_dir) / "model.keras"), "--verbose", "0"])
     assert "init: 25 layers from" in capsys.readouterr().out
     assert json.loads((tmp_path / "ft" / "config.json").read_text())["init_from"].endswith("model.keras")
+
+
+def test_soften_is_a_temperature_on_the_logits():
+    from fer_training.calibration import softmax
+    from fer_training.train import soften
+
+    logits = np.array([[2.0, 0.5, -1.0], [0.0, 0.0, 3.0]])
+    np.testing.assert_allclose(soften(softmax(logits), 2.0), softmax(logits, 2.0), atol=1e-6)
+    np.testing.assert_allclose(soften(softmax(logits), 1.0), softmax(logits), atol=1e-6)
+
+
+def test_teacher_targets_are_the_mirror_averaged_softened_teacher_in_the_data_order(straight_run, tiny_npz, tmp_path):
+    from fer_training import data as fdata
+    from fer_training.train import predict_probs, soften, teacher_targets
+
+    cfg, _ = straight_run
+    teacher = Path(cfg.run_dir) / "model.keras"
+    images = fdata.load_dataset(tiny_npz).images[:40]
+    names = fdata.FER2013_LABELS
+    want = soften(predict_probs(load_keras_model(teacher), images, flip_tta=True), 2.0)
+    got = teacher_targets(teacher, images, names, 2.0, cache=tmp_path / "cache.npz", log=lambda *a: None)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # The cache answers the same question without the teacher; another temperature is recomputed.
+    again = teacher_targets(teacher, images, names, 2.0, cache=tmp_path / "cache.npz", log=lambda *a: 1 / 0)
+    np.testing.assert_array_equal(again, got)
+    hotter = teacher_targets(teacher, images, names, 4.0, cache=tmp_path / "cache.npz", log=lambda *a: None)
+    assert hotter.max() < got.max()
+    # A teacher of other classes is refused by name, not silently reordered.
+    with pytest.raises(fdata.DatasetError, match="teacher"):
+        teacher_targets(teacher, images, names[:3] + ("calm", "bored", "awake", "asleep"), 2.0)
+
+
+def test_cli_distils_from_a_teacher_and_resume_refuses_another(straight_run, tiny_npz, tmp_path, capsys):
+    import shutil
+
+    cfg, _ = straight_run
+    teacher = tmp_path / "teacher.keras"
+    shutil.copy(Path(cfg.run_dir) / "model.keras", teacher)
+    run = tmp_path / "student"
+    args = ["--data", str(tiny_npz), "--run-dir", str(run), "--batch-size", "32", "--max-train-images", "64",
+            "--max-val-images", "32", "--verbose", "0", "--teacher", str(teacher)]
+    main(args + ["--epochs", "2"])
+    out = capsys.readouterr().out
+    assert "distillation: targets = 0.5 x label + 0.5 x teacher (T = 2)" in out
+    config = json.loads((run / "config.json").read_text())
+    assert config["distill"] == 0.5 and len(config["teacher_sha256"]) == 64
+    assert (run / "teacher_targets.npz").exists() and len(_log(run)) == 2
+    state = json.loads((run / "state.json").read_text())
+    state["next_epoch"] = 1  # as if stopped after epoch 1 ...
+    (run / "state.json").write_text(json.dumps(state))
+    shutil.copy(run / "checkpoints" / "last.keras", run / "checkpoints" / "epoch_0001.keras")
+    teacher.write_bytes(teacher.read_bytes() + b"\0")  # ... and the teacher file changed meanwhile
+    with pytest.raises(SystemExit, match="changed since the run started"):
+        main(["--run-dir", str(run), "--resume", "--verbose", "0"])
+    with pytest.raises(SystemExit, match="needs --teacher"):
+        main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "x"), "--distill", "0.3"])
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "y"), "--teacher", str(tmp_path / "none.keras")])
+
+
+def test_vgg_teacher_trains_and_is_not_a_paper_architecture(tiny_npz, tmp_path):
+    from fer_training.models import ARCHITECTURES, count_params
+
+    main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "vgg"), "--arch", "vgg", "--epochs", "1",
+          "--batch-size", "32", "--max-train-images", "64", "--max-val-images", "32", "--verbose", "0"])
+    model = load_keras_model(tmp_path / "vgg" / "model.keras")
+    assert "vgg" not in ARCHITECTURES and count_params(model).total > 4 * 293_951
+    assert model.output_shape == (None, 7)
+
+
+def test_cli_class_weighting_power(tiny_npz, tmp_path):
+    main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "cw"), "--epochs", "1", "--batch-size", "32",
+          "--max-train-images", "64", "--max-val-images", "32", "--verbose", "0", "--class-weighting", "0.5"])
+    assert json.loads((tmp_path / "cw" / "config.json").read_text())["class_weighting"] == 0.5
+    with pytest.raises(SystemExit, match=">= 0"):
+        main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "neg"), "--class-weighting", "-1"])

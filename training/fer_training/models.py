@@ -23,6 +23,9 @@ import keras
 from keras import layers
 
 ARCHITECTURES = ("arch1", "arch2", "arch3", "arch4")
+# Not the paper's: a larger network to distil ARCH-1 from (fer-train --teacher); never shipped.
+TEACHER_ARCHITECTURES = ("vgg",)
+VGG_WIDTHS = (32, 64, 128, 256)
 INPUT_SHAPE = (48, 48, 1)
 INPUT_NAME = "faces"
 OUTPUT_NAME = "probabilities"
@@ -57,6 +60,7 @@ DESCRIPTIONS = {
     "arch2": "separable convolutions + flatten/dense head",
     "arch3": "plain convolutions + global average pooling",
     "arch4": "plain convolutions + flatten/dense head",
+    "vgg": "teacher for distillation, not the paper's: 4 VGG stages of two 3x3 convs (32-256 channels) + GAP",
 }
 
 
@@ -65,8 +69,9 @@ def normalise_arch_name(name: str) -> str:
     key = str(name).strip().lower().replace("-", "").replace("_", "")
     if key.isdigit():
         key = "arch" + key
-    if key not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if key not in ARCHITECTURES + TEACHER_ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; choose one of "
+                         f"{', '.join(ARCHITECTURES + TEACHER_ARCHITECTURES)}")
     return key
 
 
@@ -204,7 +209,20 @@ def _dense_head(x, b: _Builder, num_classes: int, dropout: float, pool_name: str
     return b.dense(num_classes, name=LOGITS_NAME, classifier=True)(x)
 
 
+def _vgg_body(x, b: _Builder):
+    """The distillation teacher: per stage two 3x3 conv-BN-ReLU, then 2x2 max-pool (48 -> 3 px)."""
+    for stage, filters in enumerate(VGG_WIDTHS):
+        for i in range(2):
+            x = b.conv(filters, name=f"vgg{stage}_conv{i}")(x)
+            x = _bn(f"vgg{stage}_bn{i}")(x)
+            x = _relu(f"vgg{stage}_relu{i}")(x)
+        x = layers.MaxPooling2D(2, name=f"vgg{stage}_pool")(x)
+    return x
+
+
 def _logits(arch: str, x, b: _Builder, num_classes: int, dropout: float):
+    if arch == "vgg":
+        return _gap_head(_vgg_body(x, b), b, num_classes, dropout, "vgg_classifier")
     if arch in ("arch1", "arch2"):
         x = _separable_body(x, b)
         if arch == "arch1":

@@ -87,6 +87,10 @@ class TrainConfig:
     soft_labels: float = 0.0          # weight of the annotators' vote distribution in the target
     init_from: str | None = None      # .keras file whose matching layers start the run (fine-tuning)
     class_weighting: float = 0.0      # power of the inverse-frequency loss weights; 0 = off (old configs: False/True)
+    teacher: str | None = None        # model whose softened predictions are blended into the targets (distillation)
+    teacher_sha256: str | None = None  # of that file when the run started (resume refuses another)
+    distill: float = 0.0              # weight of the teacher's distribution in the target
+    distill_temperature: float = 2.0  # the teacher's probabilities are softened to p ** (1 / T)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     split: str = "auto"
     fold: int = 0
@@ -389,6 +393,60 @@ def training_targets(ds, index: np.ndarray, soft_weight: float) -> np.ndarray:
     return targets
 
 
+TEACHER_CACHE = "teacher_targets.npz"
+
+
+def file_sha256(path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``probs ** (1 / T)`` renormalised: softmax(logits / T) for probabilities that came from logits."""
+    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)) / float(temperature)
+    logp -= logp.max(axis=1, keepdims=True)
+    p = np.exp(logp)
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def teacher_targets(teacher, images: np.ndarray, label_names, temperature: float, cache: Path | None = None,
+                    log=print) -> np.ndarray:
+    """The teacher's class distribution for each image: the mean of its probabilities on the face and
+    its mirror (whatever TTA the file holds besides), in ``label_names``' order (matched by name
+    through the teacher's sidecar or run records), softened by ``temperature``.
+
+    Computed once on the un-augmented training faces - offline distillation: an augmented view
+    learns its clean face's soft target - and cached in ``cache`` (keyed by the teacher's sha256,
+    the images and the temperature), so a resumed run does not run the teacher again."""
+    from .evaluate import Predictor, align_to_data
+
+    key = f"{file_sha256(teacher)}:{len(images)}:{float(temperature)}:{int(images[: 64].sum())}"
+    if cache is not None and cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                return z["targets"]
+    t0 = time.time()
+    predictor = Predictor(teacher)
+    if predictor.num_classes != len(label_names):
+        raise fdata.DatasetError(f"teacher {teacher} outputs {predictor.num_classes} classes; the data set has "
+                                 f"{len(label_names)} ({', '.join(label_names)})")
+    try:
+        probs = 0.5 * (align_to_data(predictor(images), predictor.labels, label_names)
+                       + align_to_data(predictor(images[:, :, ::-1]), predictor.labels, label_names))
+    except ValueError as exc:
+        raise fdata.DatasetError(f"teacher {teacher}: {exc}") from exc
+    targets = soften(probs, temperature)
+    log(f"teacher {teacher}: {len(images)} training faces (face + mirror) in {time.time() - t0:.0f} s")
+    if cache is not None:
+        np.savez(cache, key=np.array(key), targets=targets)
+    return targets
+
+
 def predict_probs(model, images: np.ndarray, batch_size: int = 512, flip_tta: bool = False) -> np.ndarray:
     x = images.astype(np.float32)[..., None]
     p = model.predict(x, batch_size=batch_size, verbose=0)
@@ -501,6 +559,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
     augmenter = cfg.augment.make()
     eye = np.eye(num_classes, dtype=np.float32)
     targets = training_targets(ds, tr, cfg.soft_labels)
+    if cfg.teacher and cfg.distill > 0:
+        if not Path(cfg.teacher).is_file():
+            raise SystemExit(f"fer-train: teacher {cfg.teacher} does not exist")
+        if cfg.teacher_sha256 and file_sha256(cfg.teacher) != cfg.teacher_sha256:
+            raise SystemExit(f"fer-train: teacher {cfg.teacher} changed since the run started (sha256 differs)")
+        taught = teacher_targets(cfg.teacher, x_tr, ds.label_names, cfg.distill_temperature,
+                                 cache=run_dir / TEACHER_CACHE, log=log)
+        log(f"distillation: targets = {1 - cfg.distill:g} x label + {cfg.distill:g} x teacher (T = {cfg.distill_temperature:g}); "
+            f"teacher top-1 agrees with the labels on {100 * float(np.mean(taught.argmax(1) == y_tr)):.1f} % of the training faces")
+        targets = (1 - cfg.distill) * targets + cfg.distill * taught
     weights = (fdata.class_weights(y_tr, num_classes, power=float(cfg.class_weighting)).astype(np.float32)
                if cfg.class_weighting else None)
     val_ds = _dataset(x_va, eye[y_va], max(cfg.batch_size, 256))
@@ -682,7 +750,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help=".npz, FER2013 .csv or folder-per-class directory")
     p.add_argument("--run-dir", required=True, help="where checkpoints, logs and the model go")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last epoch")
-    p.add_argument("--arch", default="arch1", help="arch1..arch4")
+    p.add_argument("--arch", default="arch1",
+                   help="arch1..arch4 (the paper's), or vgg: a 1.2 M-parameter teacher to distil ARCH-1 from (--teacher)")
     p.add_argument("--profile", default="best", choices=["paper", "best"],
                    help="recipe whose values the options below default to (docs/training.md)")
     p.add_argument("--epochs", type=int, help=_profile_help("epochs"))
@@ -701,6 +770,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-weighting", nargs="?", type=float, const=1.0, default=None, metavar="POWER",
                    help="weight the loss by (1 / class frequency) ** POWER, normalised to mean 1; without a "
                         "value POWER is 1 (fully balanced), 0.5 is the square root (default: off, 0, in both profiles)")
+    p.add_argument("--teacher", metavar="MODEL",
+                   help="distil from this model (.keras/.onnx/.tflite, e.g. a fer-train --arch vgg run): its "
+                        "softened probabilities on each un-augmented training face (and its mirror) are blended "
+                        "into that face's target (default: no teacher)")
+    p.add_argument("--distill", type=float, metavar="W",
+                   help="weight of the teacher's distribution in the target: (1-W) label + W teacher "
+                        "(default: 0.5 with --teacher)")
+    p.add_argument("--distill-temperature", type=float, default=2.0, metavar="T",
+                   help="soften the teacher's probabilities to p ** (1/T) before blending")
     p.add_argument("--init-from", metavar="MODEL.keras",
                    help="start from the weights of a fer-train model (layers with the same name and shape; "
                         "e.g. fine-tune the FER2013 model on your own faces; default: random initialisation)")
@@ -761,6 +839,18 @@ def config_from_args(args) -> TrainConfig:
         v = getattr(args, key)
         if v is not None:
             values[key] = v
+    if args.teacher:
+        if not Path(args.teacher).is_file():
+            raise SystemExit(f"fer-train: --teacher {args.teacher} does not exist")
+        values.update(teacher=str(args.teacher), teacher_sha256=file_sha256(args.teacher),
+                      distill=0.5 if args.distill is None else args.distill,
+                      distill_temperature=args.distill_temperature)
+        if not 0.0 < values["distill"] <= 1.0:
+            raise SystemExit(f"fer-train: --distill is a weight in (0, 1], got {values['distill']}")
+        if not values["distill_temperature"] > 0:
+            raise SystemExit(f"fer-train: --distill-temperature must be > 0, got {values['distill_temperature']}")
+    elif args.distill is not None:
+        raise SystemExit("fer-train: --distill needs --teacher MODEL")
     if values.get("class_weighting", 0.0) < 0:
         raise SystemExit(f"fer-train: --class-weighting POWER must be >= 0, got {values['class_weighting']}")
     if not 0.0 <= values.get("soft_labels", 0.0) <= 1.0:
