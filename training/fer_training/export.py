@@ -203,7 +203,8 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
     from .runtime import configure
 
     configure()
-    from .calibration import choose_logit_adjustment, fit_temperature, logit_adjustment, serving_model
+    from .calibration import (LOGIT_ADJUST_ACCURACY_TOLERANCE, choose_logit_adjustment, fit_temperature,
+                              logit_adjustment, serving_model)
     from .evaluate import Predictor
     from .train import model_label_names, predict_probs
 
@@ -261,7 +262,11 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
         if setting == "auto":
             probs_t1 = predict_probs(serving_model(base, flip_tta=flip_tta, crop_tta=crop_tta), x_val)
             tau, table = choose_logit_adjustment(probs_t1, y_val, prior)
-            log(f"logit adjustment: tau = {tau:.2f} (highest accuracy of tau 0..1 on {len(y_val)} validation images)")
+            chosen = next(r for r in table if r["tau"] == tau)
+            log(f"logit adjustment: tau = {tau:.2f} (of 0..1, the most balanced within "
+                f"{100 * LOGIT_ADJUST_ACCURACY_TOLERANCE:g} pt of the best accuracy on {len(y_val)} validation images: "
+                f"accuracy {chosen['accuracy']:.4f}, balanced {chosen['balanced_accuracy']:.4f}, "
+                f"lowest class recall {chosen['min_recall']:.3f})")
         else:
             try:
                 tau, table = float(setting), None
@@ -271,7 +276,8 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
                 raise ExportError(f"--logit-adjust must be >= 0, got {tau}")
         bias = logit_adjustment(prior, tau) if tau > 0 else None
         adjustment = dict(tau=tau, class_prior=prior.tolist(), bias=None if bias is None else bias.tolist(),
-                          chosen_by="auto: highest validation accuracy" if setting == "auto" else "given",
+                          chosen_by=(f"auto: the highest balanced accuracy within {100 * LOGIT_ADJUST_ACCURACY_TOLERANCE:g} "
+                                     "pt of the best validation accuracy") if setting == "auto" else "given",
                           table=table)
     if str(temperature).lower() == "auto":
         if y_val is None:
@@ -442,9 +448,9 @@ def main(argv=None) -> int:
                         "--calibration-data); default: none stored")
     p.add_argument("--logit-adjust", default="0", metavar="TAU|auto",
                    help="add -TAU * log(class prior of the training split) to the logits in-graph (post-hoc "
-                        "logit adjustment: lifts classes the training data has few of, e.g. disgust); auto: the "
-                        "TAU in 0..1 (steps of 0.05) with the highest validation accuracy; needs --calibration-data; "
-                        "0 = off")
+                        "logit adjustment: lifts classes the training data has few of, e.g. disgust); auto: of TAU "
+                        "0..1 (steps of 0.05), the one with the highest validation balanced accuracy among those "
+                        "within 0.25 pt of the best validation accuracy; needs --calibration-data; 0 = off")
     p.add_argument("--name", help="file stem of the outputs (default: the model's)")
     p.add_argument("--summary-json", help="write the summary here too")
     args = p.parse_args(argv)
