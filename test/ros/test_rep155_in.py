@@ -55,24 +55,17 @@ def node(ros_env, pipeline):
     n.close()
 
 
-def own_results(pipeline, frame, detections):
+def own_probabilities(pipeline, frame, detections) -> np.ndarray:
     """What the node's own pipeline says about these detections (its alignment, one batch)."""
     ratios = box_eye_ratios_for(pipeline.detector)
     crops = np.stack([align_face(frame, d.box, d.keypoints, box_eye_ratios=ratios) for d in detections])
-    probs = pipeline.backend.predict(crops[..., None].astype(np.float32))
-    return [(pipeline.labels[int(np.argmax(p))], float(np.max(p))) for p in probs]
+    return pipeline.backend.predict(crops[..., None].astype(np.float32))
 
 
-def own_top_two(pipeline, frame, detections):
-    """Per detection: the pipeline's two most probable labels and the margin between them."""
-    ratios = box_eye_ratios_for(pipeline.detector)
-    crops = np.stack([align_face(frame, d.box, d.keypoints, box_eye_ratios=ratios) for d in detections])
-    probs = pipeline.backend.predict(crops[..., None].astype(np.float32))
-    out = []
-    for p in probs:
-        first, second = np.argsort(p)[::-1][:2]
-        out.append(((pipeline.labels[int(first)], pipeline.labels[int(second)]), float(p[first] - p[second])))
-    return out
+def top_two(pipeline, probs: np.ndarray):
+    """The two most probable labels of one probability row and the margin between them."""
+    first, second = np.argsort(probs)[::-1][:2]
+    return (pipeline.labels[int(first)], pipeline.labels[int(second)]), float(probs[first] - probs[second])
 
 
 def run_frames(node, frame, faces, until, retained=(), count=60, period=0.05):
@@ -112,8 +105,9 @@ def test_every_face_gets_its_expression_with_the_source_header_from_one_inferenc
     assert shell._hri_in.inference_calls == shell._hri_in.frames_with_faces  # never more than one call per frame
     assert 2 in pipeline.calls and max(pipeline.calls) == 2  # both faces of a frame in one batch
 
-    for face_id, (label, confidence), (top_two, margin) in zip(ids, own_results(pipeline, frame, detections),
-                                                               own_top_two(pipeline, frame, detections)):
+    for face_id, probs in zip(ids, own_probabilities(pipeline, frame, detections)):
+        label, confidence = pipeline.labels[int(np.argmax(probs))], float(np.max(probs))
+        labels, margin = top_two(pipeline, probs)
         msg = with_stamp(node.snapshot(expressions[face_id]), stamp)[0]
         assert msg.header.frame_id == "head_camera_optical_frame"
         # Re-aligned from the detector's crop, the model sees what it sees on the frame itself: the same
@@ -123,7 +117,7 @@ def test_every_face_gets_its_expression_with_the_source_header_from_one_inferenc
         if margin >= 0.4:
             assert msg.expression == rep155_expression(label)
         else:
-            assert msg.expression in {rep155_expression(name) for name in top_two}
+            assert msg.expression in {rep155_expression(name) for name in labels}
         assert msg.confidence == pytest.approx(confidence, abs=0.2)  # crop resampling, margins
         assert -1.0 <= msg.valence <= 1.0 and -1.0 <= msg.arousal <= 1.0
 
