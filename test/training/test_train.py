@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fer_training.data import FER2013_LABELS
 from fer_training.train import AugmentConfig, TrainConfig, load_keras_model, main, profile_defaults, train
 
 FER_TRAIN = [sys.executable, "-m", "fer_training.train"]
@@ -255,6 +256,38 @@ def test_teacher_targets_are_the_mirror_averaged_softened_teacher_in_the_data_or
     # A teacher of other classes is refused by name, not silently reordered.
     with pytest.raises(fdata.DatasetError, match="teacher"):
         teacher_targets(teacher, images, names[:3] + ("calm", "bored", "awake", "asleep"), 2.0)
+
+
+def test_teacher_targets_do_not_mirror_again_a_teacher_whose_graph_mirrors(tmp_path, monkeypatch):
+    from fer_training import evaluate
+    from fer_training.evaluate import _sidecar_says_mirrored
+    from fer_training.train import soften, teacher_targets
+
+    teacher = tmp_path / "teacher.onnx"
+    teacher.write_bytes(b"not run: the predictor is a stand-in")
+    (tmp_path / "teacher.json").write_text(json.dumps({"labels": list(FER2013_LABELS), "flip_tta": True}))
+    assert _sidecar_says_mirrored(teacher)
+    assert not _sidecar_says_mirrored(tmp_path / "other.onnx")  # no sidecar: not known to mirror
+    seen = []
+
+    class StandIn:
+        def __init__(self, path):
+            self.num_classes, self.labels = 7, FER2013_LABELS
+            self.mirrors_in_graph = _sidecar_says_mirrored(path)
+
+        def __call__(self, images):
+            seen.append(images.copy())
+            return np.tile(np.linspace(1, 7, 7, dtype=np.float32) / 28, (len(images), 1))
+
+    monkeypatch.setattr(evaluate, "Predictor", StandIn)
+    images = np.arange(2 * 48 * 48, dtype=np.uint8).reshape(2, 48, 48)
+    got = teacher_targets(teacher, images, FER2013_LABELS, 2.0, log=lambda *a: None)
+    assert len(seen) == 1 and np.array_equal(seen[0], images)  # one pass, the faces as they are
+    np.testing.assert_allclose(got, soften(np.tile(np.linspace(1, 7, 7) / 28, (2, 1)), 2.0), atol=1e-6)
+    (tmp_path / "teacher.json").write_text(json.dumps({"labels": list(FER2013_LABELS), "flip_tta": False}))
+    seen.clear()
+    teacher_targets(teacher, images, FER2013_LABELS, 2.0, log=lambda *a: None)
+    assert len(seen) == 2 and np.array_equal(seen[1], images[:, :, ::-1])  # face, then its mirror
 
 
 def test_cli_distils_from_a_teacher_and_resume_refuses_another(straight_run, tiny_npz, tmp_path, capsys):

@@ -34,6 +34,17 @@ def _sidecar_labels(path: Path) -> tuple[str, ...] | None:
     return read_sidecar(path).labels if sidecar_path(path).is_file() else None
 
 
+def _sidecar_says_mirrored(path: Path) -> bool:
+    """Whether an exported model's graph already averages each face with its mirror (fer-export's
+    ``flip_tta``); False without a sidecar or when it cannot be read (read_sidecar reports those)."""
+    from fer_perception.inference import sidecar_path
+
+    try:
+        return bool(json.loads(sidecar_path(path).read_text()).get("flip_tta", False))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 class Predictor:
     """Runs a model file on uint8/float batches N x 48 x 48 (x 1) and returns probabilities."""
 
@@ -50,6 +61,8 @@ class Predictor:
         threads = threads or cpu_count()
         #: the model's class names in output order (its run records or sidecar), None when unknown
         self.labels: tuple[str, ...] | None = None
+        #: the graph itself averages each face with its mirror (an export with flip-TTA inside)
+        self.mirrors_in_graph = False if self.kind == "keras" else _sidecar_says_mirrored(self.path)
         if self.kind == "keras":
             from .runtime import configure
 

@@ -408,7 +408,7 @@ def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
 def teacher_targets(teacher, images: np.ndarray, label_names, temperature: float, cache: Path | None = None,
                     log=print) -> np.ndarray:
     """The teacher's class distribution for each image: the mean of its probabilities on the face and
-    its mirror (whatever TTA the file holds besides), in ``label_names``' order (matched by name
+    its mirror (run here unless the exported graph averages the mirror itself), in ``label_names``' order (matched by name
     through the teacher's sidecar or run records), softened by ``temperature``.
 
     Computed once on the un-augmented training faces - offline distillation: an augmented view
@@ -427,12 +427,14 @@ def teacher_targets(teacher, images: np.ndarray, label_names, temperature: float
         raise fdata.DatasetError(f"teacher {teacher} outputs {predictor.num_classes} classes; the data set has "
                                  f"{len(label_names)} ({', '.join(label_names)})")
     try:
-        probs = 0.5 * (align_to_data(predictor(images), predictor.labels, label_names)
-                       + align_to_data(predictor(images[:, :, ::-1]), predictor.labels, label_names))
+        probs = align_to_data(predictor(images), predictor.labels, label_names)
+        if not predictor.mirrors_in_graph:  # an export with flip-TTA inside has averaged the mirror already
+            probs = 0.5 * (probs + align_to_data(predictor(images[:, :, ::-1]), predictor.labels, label_names))
     except ValueError as exc:
         raise fdata.DatasetError(f"teacher {teacher}: {exc}") from exc
     targets = soften(probs, temperature)
-    log(f"teacher {teacher}: {len(images)} training faces (face + mirror) in {time.time() - t0:.0f} s")
+    views = "mirror inside the graph" if predictor.mirrors_in_graph else "face + mirror"
+    log(f"teacher {teacher}: {len(images)} training faces ({views}) in {time.time() - t0:.0f} s")
     if cache is not None:
         np.savez(cache, key=np.array(key), targets=targets)
     return targets
