@@ -5,6 +5,7 @@ project's reading of TensorRT's API; the GPU tests and ``--check`` on a device p
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,17 +95,23 @@ def test_a_failing_first_inference_falls_back_too(monkeypatch, model):
     assert create_backend("auto", model, max_batch=8).name == "onnxruntime"
 
 
-def test_blazeface_falls_back_under_auto(monkeypatch, caplog):
+def test_blazeface_falls_back_under_auto(monkeypatch, caplog, tmp_path):
+    import shutil
+
+    from fer_perception.blazeface import BLAZEFACE_ONNX_PATH
     from fer_perception.detection import create_detector
 
+    # A copy, so the fake's engine is cached in tmp_path and not beside the package's own model.
+    onnx = shutil.copy(BLAZEFACE_ONNX_PATH, tmp_path / BLAZEFACE_ONNX_PATH.name)
     fake = install(monkeypatch)
     fake.fail["runtime"] = TypeError("pybind11::init(): factory function returned nullptr")
     with caplog.at_level(logging.WARNING, logger="fer_perception.inference"):
-        detector = create_detector("blazeface", backend="auto")
-    assert detector.backend in ("tflite", "onnxruntime")
+        detector = create_detector("blazeface", backend="auto", model_path=onnx)
+    assert detector.backend == "onnxruntime"
     assert any("TensorRT failed for BlazeFace" in r.getMessage() for r in caplog.records)
     with pytest.raises(FerError):
-        create_detector("blazeface", backend="tensorrt")
+        create_detector("blazeface", backend="tensorrt", model_path=onnx)
+    assert not list(BLAZEFACE_ONNX_PATH.parent.glob("*.engine"))
 
 
 def test_host_buffers_are_page_locked_and_freed(monkeypatch, model):
@@ -227,11 +234,20 @@ def test_the_cuda_check_script_runs_its_checks(monkeypatch, tmp_path, capsys):
     assert result["gpu"]["name"] == "Fake Orin"
 
 
-def test_the_self_check_reports_versions_and_catches_an_engine_that_disagrees(monkeypatch):
+def test_the_self_check_reports_versions_and_catches_an_engine_that_disagrees(monkeypatch, tmp_path):
     """--check --backend tensorrt: the fake engine answers the uniform distribution, which is not what
     ONNX Runtime says of the astronaut's face, so the check must fail and say where."""
+    import dataclasses
+    import shutil
+
+    import fer_perception.blazeface as blazeface
     from fer_perception.inference.__main__ import check
 
+    # The check's detector caches its engine beside BlazeFace's ONNX file: copies, not the package's.
+    for key, spec in list(blazeface.MODELS.items()):
+        monkeypatch.setitem(blazeface.MODELS, key, dataclasses.replace(
+            spec, onnx_path=Path(shutil.copy(spec.onnx_path, tmp_path / spec.onnx_path.name)),
+            tflite_path=Path(shutil.copy(spec.tflite_path, tmp_path / spec.tflite_path.name))))
     install(monkeypatch)
     lines = []
     rc = check(DEFAULT_MODEL_PATH_FOR_CHECK(), ["tensorrt"], "fp32", out=lines.append)
@@ -239,6 +255,7 @@ def test_the_self_check_reports_versions_and_catches_an_engine_that_disagrees(mo
     assert rc == 1 and "CUDA runtime 12.6, driver 12.6" in text and "Fake Orin" in text
     assert "tensorrt     (tensorrt, fp32)" in text and "built now" in text
     assert "OUTSIDE 0.0001" in text
+    assert not list(blazeface.MODEL_DIR.glob("*.engine"))
 
 
 def DEFAULT_MODEL_PATH_FOR_CHECK():
