@@ -104,6 +104,28 @@ def test_folded_crop_and_flip_tta_matches_opencv_views(random_keras_model, tmp_p
         np.testing.assert_allclose(got, want, atol=2e-4, err_msg=exported)
 
 
+def test_centre_window_tta_is_four_views_and_says_so_in_the_sidecar(random_keras_model, tmp_path):
+    # --crop-tta 44 --crop-tta-windows centre --flip-tta: the face and its centre 44x44 window enlarged
+    # back to 48x48, each mirrored - 4 views, twice the default file's 2.
+    cv2 = pytest.importorskip("cv2")
+    summary = run_export(random_keras_model, tmp_path, formats="onnx", flip_tta=True, crop_tta=44,
+                         crop_tta_windows="centre", name="four", log=lambda *a, **k: None)
+    assert json.loads((tmp_path / "four.json").read_text())["crop_tta_windows"] == "centre"
+    assert summary["crop_tta"] == 44
+    from fer_training.models import logits_model
+    from fer_training.train import load_keras_model
+
+    core = logits_model(load_keras_model(random_keras_model))
+    faces = np.random.default_rng(3).integers(0, 256, (5, 48, 48)).astype(np.float32)
+    centre = np.stack([cv2.resize(f[2:46, 2:46], (48, 48), interpolation=cv2.INTER_LINEAR) for f in faces])
+    views = [faces, centre, faces[:, :, ::-1], centre[:, :, ::-1]]
+    z = np.mean([np.asarray(core(np.ascontiguousarray(v)[..., None])) for v in views], axis=0)
+    np.testing.assert_allclose(Predictor(tmp_path / "four.onnx")(faces[..., None]), calibration.softmax(z), atol=2e-4)
+    with pytest.raises(ExportError, match="crop-tta-windows"):
+        run_export(random_keras_model, tmp_path, formats="onnx", crop_tta=44, crop_tta_windows="corners",
+                   log=lambda *a, **k: None)
+
+
 def test_crop_tta_rejects_a_window_that_does_not_fit(random_keras_model, tmp_path):
     with pytest.raises(ExportError, match="crop-tta"):
         run_export(random_keras_model, tmp_path, formats="onnx", crop_tta=48, log=lambda *a, **k: None)

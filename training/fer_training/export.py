@@ -198,7 +198,7 @@ def compare(ref: np.ndarray, got: np.ndarray, labels: np.ndarray | None) -> dict
 
 
 def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data=None, label_file=None,
-               val_split=None, temperature="1", flip_tta=False, crop_tta=0, name=None, strict=True,
+               val_split=None, temperature="1", flip_tta=False, crop_tta=0, crop_tta_windows="all", name=None, strict=True,
                confidence_threshold=None, logit_adjust="0", log=print) -> dict:
     from .runtime import configure
 
@@ -217,6 +217,11 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
         fmts.insert(0, "onnx")  # the engine is built from the ONNX file
     if crop_tta and not 0 < int(crop_tta) < 48:
         raise ExportError(f"--crop-tta must be a window size between 1 and 47 pixels (0 = off), got {crop_tta}")
+    from .calibration import CROP_TTA_WINDOWS
+
+    if crop_tta_windows not in CROP_TTA_WINDOWS:
+        raise ExportError(f"--crop-tta-windows must be one of {', '.join(CROP_TTA_WINDOWS)}, got {crop_tta_windows!r}")
+    tta = dict(flip_tta=bool(flip_tta), crop_tta=int(crop_tta), crop_windows=crop_tta_windows)
     name = name or model_path.stem
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -260,7 +265,7 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
             raise ExportError("--logit-adjust needs --calibration-data (the class prior of its training split)")
         prior = training_prior(calibration_data, label_file, val_split)
         if setting == "auto":
-            probs_t1 = predict_probs(serving_model(base, flip_tta=flip_tta, crop_tta=crop_tta), x_val)
+            probs_t1 = predict_probs(serving_model(base, **tta), x_val)
             tau, table = choose_logit_adjustment(probs_t1, y_val, prior)
             chosen = next(r for r in table if r["tau"] == tau)
             log(f"logit adjustment: tau = {tau:.2f} (of 0..1, the most balanced within "
@@ -282,17 +287,19 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
     if str(temperature).lower() == "auto":
         if y_val is None:
             raise ExportError("--temperature auto needs --calibration-data (fitted on its validation split)")
-        probs_t1 = predict_probs(serving_model(base, flip_tta=flip_tta, crop_tta=crop_tta, class_bias=bias), x_val)
+        probs_t1 = predict_probs(serving_model(base, **tta, class_bias=bias), x_val)
         t = fit_temperature(probs_t1, y_val)
         log(f"fitted temperature T = {t:.4f} on {len(y_val)} validation images")
     else:
         t = float(temperature)
     wrap = t != 1.0 or flip_tta or crop_tta or bias is not None
-    model = serving_model(base, temperature=t, flip_tta=flip_tta, crop_tta=crop_tta, class_bias=bias) if wrap else base
+    model = serving_model(base, temperature=t, **tta, class_bias=bias) if wrap else base
     ref = predict_probs(model, x_val)
     summary = dict(source_model=str(model_path), source_sha256=sha256(model_path), temperature=t,
                    flip_tta=bool(flip_tta), crop_tta=int(crop_tta), label_names=list(label_names), validation_images=int(len(x_val)),
                    formats={})
+    if crop_tta:
+        summary["crop_tta_windows"] = crop_tta_windows
     if adjustment is not None:
         summary["logit_adjustment"] = adjustment
     if y_val is not None:
@@ -407,7 +414,8 @@ def format_summary(s: dict) -> str:
                     f"{e.get('max_abs_diff', float('nan')):>9.2e} {e.get('top1_agreement', float('nan')):>9.4f} "
                     f"{e.get('accuracy', float('nan')):>9.4f} {e.get('accuracy_delta', float('nan')):>+8.4f}")
     head = f"Keras reference: accuracy {s.get('keras_accuracy', float('nan')):.4f}, T={s['temperature']:.4f}, " \
-           f"flip-TTA {'on' if s['flip_tta'] else 'off'}, crop-TTA {s.get('crop_tta') or 'off'}, " \
+           f"flip-TTA {'on' if s['flip_tta'] else 'off'}, crop-TTA {s.get('crop_tta') or 'off'}" \
+           f"{' (centre window only)' if s.get('crop_tta_windows') == 'centre' else ''}, " \
            f"{s['validation_images']} images"
     return head + "\n" + "\n".join(rows)
 
@@ -442,6 +450,9 @@ def main(argv=None) -> int:
     p.add_argument("--crop-tta", type=int, default=0, metavar="PIXELS",
                    help="also average the centre and four corner windows of this size, resized back "
                         "to 48x48 in-graph (mirrored too with --flip-tta: 12 views); 0 = off")
+    p.add_argument("--crop-tta-windows", choices=["all", "centre"], default="all",
+                   help="with --crop-tta: all five windows, or the centre one alone (with --flip-tta: 4 views, "
+                        "twice the default file's cost per face)")
     p.add_argument("--confidence-threshold", metavar="T|auto|none",
                    help="the fer_node confidence_threshold stored in the sidecar: a number in [0, 1], or auto "
                         "(the lowest threshold whose kept validation faces are >= 75 %% accurate; needs "
@@ -457,7 +468,8 @@ def main(argv=None) -> int:
     try:
         summary = run_export(args.model, args.out_dir, formats=args.formats, calibration_data=args.calibration_data,
                              label_file=args.label_file, val_split=args.val_split, temperature=args.temperature,
-                             flip_tta=args.flip_tta, crop_tta=args.crop_tta, name=args.name, strict=False,
+                             flip_tta=args.flip_tta, crop_tta=args.crop_tta, crop_tta_windows=args.crop_tta_windows,
+                             name=args.name, strict=False,
                              confidence_threshold=args.confidence_threshold, logit_adjust=args.logit_adjust)
     except (ExportError, fdata.DatasetError, FileNotFoundError) as exc:
         print(f"fer-export: {exc}", file=sys.stderr)
