@@ -46,15 +46,13 @@ def run_time(run_dir: Path) -> tuple[int, float]:
 
 
 def score(predict, ds, index, flip_tta: bool) -> dict:
-    from fer_training.evaluate import majority_agreement, metrics_from_probs
+    from fer_training.evaluate import scored
 
     images = ds.images[index]
     probs = predict(images)
     if flip_tta:
         probs = 0.5 * (probs + predict(images[:, :, ::-1]))
-    result = metrics_from_probs(probs, ds.labels[index], ds.label_names)
-    if ds.majority_labels is not None:
-        result["annotator_majority"] = majority_agreement(probs, ds.majority_labels[index])
+    result = scored(probs, ds, index)
     for key in ("risk_coverage", "confusion_matrix"):
         result.pop(key, None)
     return result
@@ -107,7 +105,7 @@ def main(argv=None) -> int:
     p.add_argument("--run-dir", type=Path, required=True, help="a fer-train run directory (its log.csv)")
     p.add_argument("--model", type=Path, help="the model to score (default: RUN/model.keras)")
     p.add_argument("--name", required=True, help="the lever, as the table names it")
-    p.add_argument("--command", default="", help="the command that trained it (default: from config.json)")
+    p.add_argument("--command", default="", help="the command that trained it (default: RUN/command.txt, written by fer-train)")
     p.add_argument("--tta-in-graph", action="store_true",
                    help="the model file already averages its TTA views (a fer-export file): score it as it is")
     p.add_argument("--kept", default="", help="the table's kept? cell")
@@ -119,14 +117,21 @@ def main(argv=None) -> int:
     from fer_training.runtime import configure
 
     configure()
+    from fer_training.train import COMMAND_FILE
+
     model_path = args.model or args.run_dir / "model.keras"
     for path, what in ((model_path, "model"), (args.run_dir / "log.csv", "training log"), (args.fer2013, "FER2013")):
         if not path.exists():
             print(f"lever_row: {what} {path} does not exist", file=sys.stderr)
             return 2
     command = args.command
-    if not command and (args.run_dir / "config.json").exists():
-        command = "config: " + args.run_dir.joinpath("config.json").name
+    recorded = args.run_dir / COMMAND_FILE
+    if not command and recorded.is_file():
+        command = recorded.read_text().strip()
+    if not command:
+        print(f"lever_row: {recorded} does not exist (runs before fer-train recorded its command line): "
+              "pass --command", file=sys.stderr)
+        return 2
     epochs, minutes = run_time(args.run_dir)
     m = measure(model_path, args.fer2013, args.ckplus, args.tta_in_graph)
     m.update(name=args.name, command=command, epochs=epochs, train_minutes=round(minutes, 1))

@@ -307,6 +307,15 @@ def align_to_data(probs: np.ndarray, model_labels, data_labels) -> np.ndarray:
     return probs[:, [index[key(n)] for n in data_labels]]
 
 
+def scored(probs: np.ndarray, ds, index: np.ndarray) -> dict:
+    """``metrics_from_probs`` of the images ``index`` of ``ds``, plus the agreement with the
+    annotators' majority where the data set has one (FER+ for FER2013)."""
+    result = metrics_from_probs(probs, ds.labels[index], ds.label_names)
+    if ds.majority_labels is not None:
+        result["annotator_majority"] = majority_agreement(probs, ds.majority_labels[index])
+    return result
+
+
 def evaluate_model(model_path, data_path, split: str | None = None, *, label_file=None,
                    max_images: int | None = None, to_fer_order: bool = False, warn=print) -> dict:
     ds = fdata.load_dataset(data_path, label_file=label_file)
@@ -323,9 +332,7 @@ def evaluate_model(model_path, data_path, split: str | None = None, *, label_fil
     t0 = time.time()
     probs = align_to_data(predictor(ds.images[idx]), predictor.labels, ds.label_names)
     secs = time.time() - t0
-    result = metrics_from_probs(probs, ds.labels[idx], ds.label_names)
-    if ds.majority_labels is not None:
-        result["annotator_majority"] = majority_agreement(probs, ds.majority_labels[idx])
+    result = scored(probs, ds, idx)
     result.update(model=str(model_path), format=predictor.kind, data=str(data_path), split=split_name,
                   seconds=round(secs, 3), images_per_s=round(len(idx) / max(secs, 1e-9), 1))
     return result

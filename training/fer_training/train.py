@@ -35,6 +35,8 @@ from .export import sha256
 from .runtime import augment_ahead, configure, cpu_count, set_seed
 
 CONFIG_FILE = "config.json"
+#: the command line that started a run (fer-train writes it; tools/lever_row.py quotes it)
+COMMAND_FILE = "command.txt"
 STATE_FILE = "state.json"
 LOG_FILE = "log.csv"
 RESULTS_FILE = "results.json"
@@ -876,6 +878,11 @@ def main(argv=None) -> int:
             raise SystemExit("fer-train: --epochs cannot change on --resume (the LR schedule depends on it)")
     else:
         cfg = config_from_args(args)
+        import shlex
+
+        Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
+        words = sys.argv[1:] if argv is None else list(argv)
+        (Path(cfg.run_dir) / COMMAND_FILE).write_text("fer-train " + shlex.join(str(w) for w in words) + "\n")
     try:
         train(cfg, resume=args.resume, verbose=args.verbose)
     except fdata.DatasetError as exc:
