@@ -3,6 +3,7 @@ against that of the smoothed, hysteresis-held label of short synthetic "live" cl
 
     .venv/bin/python benchmarks/smoothing_threshold.py --update-doc     # every PublicTest and CK+48 face
     .venv/bin/python benchmarks/smoothing_threshold.py --limit 300      # a random subset, print only
+    .venv/bin/python benchmarks/smoothing_threshold.py --model CANDIDATE.onnx   # a candidate export, print only
 
 A clip is what a tracked, still face looks like to the node frame after frame: each labelled 48 x 48
 face (FER2013 PublicTest; CK+48 without contempt, its labels mapped onto the model's) is upscaled
@@ -25,7 +26,8 @@ changes, detector misses, and correlated (slowly drifting) landmark error - jitt
 frame to frame, which is the case smoothing helps most.
 
 ``--update-doc`` writes the result between the smoothing_threshold markers of docs/BENCHMARKS.md and
-docs/MODEL_CARD.md.
+docs/MODEL_CARD.md. ``--model`` measures another file the same way (the lever table of docs/training.md
+uses it to check that a candidate's gain on stored faces holds on re-cropped, smoothed ones).
 """
 
 from __future__ import annotations
@@ -106,10 +108,10 @@ def clip_crops(face: np.ndarray, rng: np.random.Generator, spec: ClipSpec) -> np
     return out
 
 
-def build_backend(backend: str = "onnxruntime", threads: int = 1):
+def build_backend(backend: str = "onnxruntime", threads: int = 1, model=None):
     from fer_perception.inference import DEFAULT_MODEL_PATH, create_backend
 
-    return create_backend(backend, DEFAULT_MODEL_PATH, threads=threads)
+    return create_backend(backend, model or DEFAULT_MODEL_PATH, threads=threads)
 
 
 def classify(backend, crops: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -207,12 +209,13 @@ def _fmt_threshold(t) -> str:
     return f"{t:.2f}" if t is not None else "none"
 
 
-def markdown(results: dict, command: str, spec: ClipSpec, config, model: str, sample: str) -> str:
+def markdown(results: dict, command: str, spec: ClipSpec, config, model: str, sample: str,
+             shipped: bool = True) -> str:
     at = [name for name in next(iter(results.values()))["tables"] if name.startswith("smoothed@")]
     columns = ["face", "frame", *at]
     titles = {"face": "face", "frame": "one jittered frame", **{n: f"smoothed, frame {n.split('@')[1]}" for n in at}}
     out = [f"Command: `{command}`", "",
-           f"Shipped model `{model}` on ONNX Runtime; {sample}. Clips: {spec.describe()}, each frame re-cropped "
+           f"{'Shipped model' if shipped else 'Model'} `{model}` on ONNX Runtime; {sample}. Clips: {spec.describe()}, each frame re-cropped "
            f"with `fer_perception.preprocessing.align_detection` from jittered eye keypoints (independent per "
            f"frame). Smoothing: fer_node's defaults (config/fer.yaml): `{config.method}`, alpha {config.alpha:g}, "
            f"hysteresis margin {config.hysteresis_margin:g} for {config.hysteresis_frames} frames. "
@@ -253,6 +256,8 @@ def main(argv=None) -> int:
     parser.add_argument("--noise", type=float, default=d.noise)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model", type=Path, help="an expression model file to measure instead of the shipped "
+                        "default (e.g. a candidate export; not with --update-doc)")
     parser.add_argument("--update-doc", action="store_true",
                         help="write the tables into " + " and ".join(str(p.relative_to(REPO)) for p in DOCS))
     args = parser.parse_args(argv)
@@ -261,7 +266,9 @@ def main(argv=None) -> int:
     spec = ClipSpec(args.frames, args.face_px, args.shift, args.scale, args.angle, args.noise)
     if max(AT_FRAMES) > spec.frames:
         parser.error(f"--frames must be at least {max(AT_FRAMES)}")
-    backend = build_backend(threads=args.threads)
+    if args.model is not None and args.update_doc:
+        parser.error("--update-doc documents the shipped model: leave out --model")
+    backend = build_backend(threads=args.threads, model=args.model)
     config = SmoothingConfig.from_yaml_defaults(labels=tuple(backend.labels))
     index = {name: i for i, name in enumerate(backend.labels)}
     results = {}
@@ -272,7 +279,8 @@ def main(argv=None) -> int:
     command = "python benchmarks/smoothing_threshold.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     sample = "every face of each set" if not args.limit else f"a random {args.limit} faces of each set (seed {args.seed})"
-    text = markdown(results, command.strip(), spec, config, Path(str(backend.model_path)).name, sample)
+    text = markdown(results, command.strip(), spec, config, Path(str(backend.model_path)).name, sample,
+                    shipped=args.model is None)
     print(text)
     if args.update_doc:
         import rosharness as rh

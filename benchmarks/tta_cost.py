@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""What the 12-view model costs: per-call latency of the two shipped expression models.
+"""What test-time augmentation costs: per-call latency of the two shipped expression models.
 
     nice -n 19 .venv/bin/python benchmarks/tta_cost.py --update-doc
     .venv/bin/python benchmarks/tta_cost.py --runs 100            # quick look, prints only
+    .venv/bin/python benchmarks/tta_cost.py --baseline OLD.onnx   # also against an older default
 
 The two files hold the same trained ARCH-1: ``arch1_fer2013.onnx`` (the node's default, 2 views:
 the face and its mirror) and ``arch1_fer2013_tta12.onnx`` (12 views: also the centre and four
-corner 44x44 windows, each mirrored; see docs/MODEL_CARD.md). For every backend that runs here
+corner 44x44 windows, each mirrored; see docs/MODEL_CARD.md); the view counts in the table are read
+from the sidecars. ``--baseline FILE`` times a third file beside them (e.g. a candidate export
+such as a 4-view ``fer-export --crop-tta 44 --crop-tta-windows centre`` file; the model issue's
+budget is twice the default's time per face) and gives the default's ratio to it. For every backend that runs here
 (ONNX Runtime, LiteRT fp32, TensorRT) and 1, 3 and 8 faces per call, ``backend.predict`` is timed
 ``--runs`` times after ``--warmup`` calls, the two models alternating call by call so that both see
 the same machine load. The table gives the median per call and the ratio of the medians; the
@@ -34,11 +38,24 @@ FACES = (1, 3, 8)
 FRAME_BUDGET_MS = 1000.0 / 30
 
 
-def shipped_models() -> dict[str, Path]:
+def views(path: Path) -> int | None:
+    """How many views a fer-export graph averages (its sidecar's flip/crop TTA), None without one."""
+    try:
+        side = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    crops = 0 if not side.get("crop_tta") else (1 if side.get("crop_tta_windows") == "centre" else 5)
+    return (1 + crops) * (2 if side.get("flip_tta") else 1)
+
+
+def shipped_models(baseline: Path | None = None) -> dict[str, Path]:
+    """label -> file: "default", "tta12" (and "baseline"), each label with its view count."""
     from fer_perception.inference import DEFAULT_MODEL_PATH
 
-    return {"default (2 views)": DEFAULT_MODEL_PATH,
-            "tta12 (12 views)": DEFAULT_MODEL_PATH.with_name("arch1_fer2013_tta12.onnx")}
+    files = {"default": DEFAULT_MODEL_PATH, "tta12": DEFAULT_MODEL_PATH.with_name("arch1_fer2013_tta12.onnx")}
+    if baseline is not None:
+        files["baseline"] = Path(baseline)
+    return {f"{key} ({views(path) or '?'} views)": path for key, path in files.items()}
 
 
 def backend_configs(threads: int) -> list[tuple[str, str, int | None]]:
@@ -74,13 +91,16 @@ def measure(models: dict[str, Path], configs, runs: int, warmup: int) -> list[di
                     t0 = time.perf_counter()
                     be.predict(x)
                     times[label][i] = time.perf_counter() - t0
-            medians = {label: float(np.median(t)) * 1e3 for label, t in times.items()}
-            default_ms, tta_ms = medians.values()
+            medians = [float(np.median(t)) * 1e3 for t in times.values()]
+            default_ms, tta_ms = medians[:2]
             row = {"backend": name, "precision": precision, "threads": threads or "default", "faces": n,
                    "default_ms": default_ms, "tta12_ms": tta_ms, "ratio": tta_ms / default_ms}
+            if len(medians) > 2:
+                row.update(baseline_ms=medians[2], default_vs_baseline=default_ms / medians[2])
             rows.append(row)
             print(f"  {name:<12} {precision:<5} faces={n}: default {default_ms:.3f} ms, tta12 {tta_ms:.3f} ms "
-                  f"({row['ratio']:.1f}x)", flush=True)
+                  f"({row['ratio']:.1f}x)" + (f", baseline {medians[2]:.3f} ms" if len(medians) > 2 else ""),
+                  flush=True)
     return rows
 
 
@@ -97,14 +117,20 @@ def markdown(rows, models: dict[str, Path], command: str, load: str) -> str:
                          f"{label} `{path.name}` (no sidecar)" for label, path in models.items())
     lines = [f"Command: `{command}`", "",
              f"PublicTest accuracy (from the export sidecars): {acc_text}.", f"Machine load: {load}", "",
-             "| backend | precision | threads | faces per call | default, ms per call | tta12, ms per call | ratio |",
-             "|---|---|---|---|---|---|---|"]
+             ]
+    base = len(models) > 2
+    head = "| backend | precision | threads | faces per call | default, ms per call | tta12, ms per call | tta12 / default |"
+    lines += [head + (" baseline, ms per call | default / baseline |" if base else ""),
+              "|---|---|---|---|---|---|---|" + ("---|---|" if base else "")]
     for r in rows:
         over = " (over a 30 fps frame)" if r["tta12_ms"] > FRAME_BUDGET_MS else ""
-        lines.append(f"| {r['backend']} | {r['precision']} | {r['threads']} | {r['faces']} | {r['default_ms']:.2f} | "
-                     f"{r['tta12_ms']:.2f}{over} | {r['ratio']:.1f}x |")
+        line = (f"| {r['backend']} | {r['precision']} | {r['threads']} | {r['faces']} | {r['default_ms']:.2f} | "
+                f"{r['tta12_ms']:.2f}{over} | {r['ratio']:.1f}x |")
+        if base:
+            line += f" {r['baseline_ms']:.2f} | {r['default_vs_baseline']:.2f}x |"
+        lines.append(line)
     lines += ["", "Medians of alternating calls in one run. The expression model is only part of a frame: "
-              "BlazeFace, alignment and the node add the same time for both files (see the sections above)."]
+              "BlazeFace, alignment and the node add the same time for each file (see the sections above)."]
     return "\n".join(lines)
 
 
@@ -113,11 +139,12 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=300)
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads of ONNX Runtime / LiteRT (node default: 1)")
+    p.add_argument("--baseline", type=Path, help="a third model file to time beside them (e.g. an older default)")
     p.add_argument("--json", type=Path, help="also write the rows here")
     p.add_argument("--update-doc", action="store_true", help=f"write the table into {DOC.relative_to(REPO)}")
     args = p.parse_args(argv)
 
-    models = shipped_models()
+    models = shipped_models(args.baseline)
     missing = [str(path) for path in models.values() if not path.is_file()]
     if missing:
         print(f"tta_cost: missing model file(s): {', '.join(missing)}", file=sys.stderr)

@@ -79,3 +79,20 @@ def test_without_smoothing_and_hysteresis_the_stability_check_fails(setup):
     off = config.with_(method="none", hysteresis_margin=0.0, hysteresis_frames=1)
     result = _measure(setup, off)
     assert not result["held_changes"] < 0.5 * result["frame_changes"], result
+
+
+def test_a_candidate_model_is_measured_and_named_but_never_written_into_the_docs(setup, tmp_path, capsys):
+    import shutil
+
+    st = setup[0]
+    from fer_perception.inference import DEFAULT_MODEL_PATH
+
+    candidate = tmp_path / "candidate.onnx"
+    shutil.copy(DEFAULT_MODEL_PATH, candidate)
+    shutil.copy(DEFAULT_MODEL_PATH.with_suffix(".json"), tmp_path / "candidate.json")
+    with pytest.raises(SystemExit):
+        st.main(["--model", str(candidate), "--update-doc"])
+    assert "leave out --model" in capsys.readouterr().err
+    assert st.main(["--model", str(candidate), "--sets", "ckplus48", "--limit", "5", "--frames", "15"]) == 0
+    out = capsys.readouterr().out
+    assert "Model `candidate.onnx` on ONNX Runtime" in out and "Shipped model" not in out
