@@ -171,7 +171,7 @@ def test_tiles_and_scales_give_one_box_per_face(obama_source, options):
 @needs_media
 def test_node_defaults_find_a_40px_face_in_720p_within_the_scan(obama_source):
     """A 40-px face appearing anywhere in a 1280x720 frame is found by the node's default detector
-    within detector_scan_frames calls (0.4 s at 30 fps), and then on every following call."""
+    within detector_scan_frames calls (0.5 s at 30 fps), and then on every following call."""
     options = detector_options_from_params(defaults(NODE_KEY))
     frames_allowed = int(options["scan_frames"])
     det = create_detector("blazeface", backend="onnxruntime", threads=1, **options)
