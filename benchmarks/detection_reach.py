@@ -71,6 +71,7 @@ CONFIGS: dict[str, dict] = {
     "full, tiles 3x2": {"model": "full", "tiles": (3, 2)},
     "default": None,  # filled from config/fer.yaml by default_options()
     "default, scan over 6 frames": None,  # the defaults with detector_scan_frames 6
+    "default, area resampling": None,  # the defaults with INTER_AREA (not INTER_LINEAR) views
     "default, scan over 12 frames": None,  # the defaults with detector_scan_frames 12 (the default until 2026-12-02)
     "default + 6x4 level": None,  # the defaults with a finer third pyramid level
     "default, tile threshold 0.55": None,  # the defaults with detector_tile_score_threshold 0.55
@@ -341,6 +342,7 @@ def main(argv=None) -> int:
     if not args.configs or any(c.startswith("default") for c in args.configs):
         configs["default"] = default_options()
         configs["default, scan over 6 frames"] = {**configs["default"], "scan_frames": 6}
+        configs["default, area resampling"] = {**configs["default"], "interpolation": 3}  # cv2.INTER_AREA
         configs["default, scan over 12 frames"] = {**configs["default"], "scan_frames": 12}
         configs["default + 6x4 level"] = {**configs["default"], "tiles": [(2, 2), (4, 3), (6, 4)]}
         configs["default, tile threshold 0.55"] = {**configs["default"], "tile_score_threshold": 0.55}
