@@ -14,7 +14,11 @@ already averages its views: scored as it is, in the flip-TTA columns):
 * FER+ majority: accuracy on the PublicTest images whose FER+ votes have a majority (the FERPlus
   "majority" rule, ``fer_training.data.majority_vote_labels``);
 * CK+48 cross-dataset: all of it, contempt excluded, accuracy with its interval, per-class recall,
-  ECE with its bootstrap interval.
+  ECE with its bootstrap interval;
+* re-cropped like the node (``--no-recrop`` skips it, ~3 minutes): both sets' faces re-cropped 15 times
+  each with tracking jitter and smoothed as fer_node does (benchmarks/smoothing_threshold.py's clips,
+  seed 0): the accuracy of one jittered frame and of the label held at frame 15. Test-time views that
+  help only the data sets' own crops show up here (docs/training.md, the 4-view row).
 
 Epochs and wall time come from the run's ``log.csv``. Prints the markdown row and, with ``--json``,
 writes every figure. Nothing here selects anything: the run chose its epoch on PublicTest.
@@ -35,7 +39,8 @@ sys.path.insert(0, str(REPO / "training"))
 
 SHARED = REPO.parent / "shared" / "data"
 COLUMNS = ("lever", "command", "epochs", "wall", "PublicTest (flip-TTA)", "per-class recall (flip-TTA)",
-           "ECE", "CK+48 (flip-TTA)", "FER+ majority (flip-TTA)", "kept?")
+           "ECE", "CK+48 (flip-TTA)", "FER+ majority (flip-TTA)",
+           "re-cropped like the node: one frame / smoothed (PublicTest; CK+48)", "kept?")
 
 
 def run_time(run_dir: Path) -> tuple[int, float]:
@@ -58,7 +63,26 @@ def score(predict, ds, index, flip_tta: bool) -> dict:
     return result
 
 
-def measure(model_path: Path, fer2013: Path, ckplus: Path, tta_in_graph: bool = False) -> dict:
+def recropped(predict, images: np.ndarray, labels: np.ndarray, label_names, flip_tta: bool) -> dict:
+    """Accuracy on node-like re-crops of ``images``: one jittered frame, and the smoothed label the
+    node holds at frame 15 (benchmarks/smoothing_threshold.py's clips and fer_node's smoothing)."""
+    sys.path[:0] = [str(REPO / "benchmarks"), str(REPO / "test" / "harness")]
+    import smoothing_threshold as st
+    from fer_perception.smoothing import SmoothingConfig
+
+    class Views:  # st.classify's backend: N x 48 x 48 x 1 float faces -> probabilities
+        def predict(self, x):
+            faces = np.asarray(x)[..., 0]
+            probs = predict(faces)
+            return 0.5 * (probs + predict(faces[:, :, ::-1])) if flip_tta else probs
+
+    config = SmoothingConfig.from_yaml_defaults(labels=tuple(label_names))
+    r = st.measure(Views(), images, labels, st.ClipSpec(), config, seed=0, thresholds=(0.0,))
+    return {"faces": r["faces"], "frames": r["frames"], "frame_accuracy": r["tables"]["frame"][0]["accuracy"],
+            "smoothed_accuracy_at_15": r["tables"]["smoothed@15"][0]["accuracy"]}
+
+
+def measure(model_path: Path, fer2013: Path, ckplus: Path, tta_in_graph: bool = False, recrop: bool = True) -> dict:
     from fer_training import data as fdata
     from fer_training.evaluate import Predictor, align_to_data, select_split
 
@@ -72,9 +96,15 @@ def measure(model_path: Path, fer2013: Path, ckplus: Path, tta_in_graph: bool = 
     out = {"model": str(model_path), "tta_in_graph": tta_in_graph,
            "public_test": None if tta_in_graph else score(predict, fer, public_test, flip_tta=False),
            "public_test_flip_tta": score(predict, fer, public_test, flip_tta=not tta_in_graph)}
+    if recrop:
+        out["recropped_public_test"] = recropped(predict, fer.images[public_test], fer.labels[public_test],
+                                                 fer.label_names, flip_tta=not tta_in_graph)
     if ckplus.exists():
         ck = fdata.to_fer2013_order(fdata.load_dataset(ckplus))
         out["ckplus_flip_tta"] = score(predict, ck, np.arange(len(ck)), flip_tta=not tta_in_graph)
+        if recrop:
+            out["recropped_ckplus"] = recropped(predict, ck.images, ck.labels, ck.label_names,
+                                                flip_tta=not tta_in_graph)
     return out
 
 
@@ -96,6 +126,9 @@ def markdown_row(name: str, command: str, epochs: int, minutes: float, m: dict, 
         cells.append("(no ckplus48.npz)")
     major = tta.get("annotator_majority")
     cells.append(f"{100 * major['accuracy']:.2f} %" if major else "(no votes)")
+    parts = [f"{100 * r['frame_accuracy']:.2f} / {100 * r['smoothed_accuracy_at_15']:.2f} %"
+             for r in (m.get("recropped_public_test"), m.get("recropped_ckplus")) if r]
+    cells.append("; ".join(parts) if parts else "(not measured)")
     cells.append(kept)
     return "| " + " | ".join(cells) + " |"
 
@@ -109,6 +142,7 @@ def main(argv=None) -> int:
     p.add_argument("--tta-in-graph", action="store_true",
                    help="the model file already averages its TTA views (a fer-export file): score it as it is")
     p.add_argument("--kept", default="", help="the table's kept? cell")
+    p.add_argument("--no-recrop", action="store_true", help="skip the re-cropped-like-the-node figures (~3 min)")
     p.add_argument("--fer2013", type=Path, default=SHARED / "fer2013.npz")
     p.add_argument("--ckplus", type=Path, default=SHARED / "ckplus48.npz")
     p.add_argument("--json", type=Path, help="write every figure here")
@@ -133,7 +167,7 @@ def main(argv=None) -> int:
               "pass --command", file=sys.stderr)
         return 2
     epochs, minutes = run_time(args.run_dir)
-    m = measure(model_path, args.fer2013, args.ckplus, args.tta_in_graph)
+    m = measure(model_path, args.fer2013, args.ckplus, args.tta_in_graph, recrop=not args.no_recrop)
     m.update(name=args.name, command=command, epochs=epochs, train_minutes=round(minutes, 1))
     print("| " + " | ".join(COLUMNS) + " |")
     print(markdown_row(args.name, command, epochs, minutes, m, args.kept))

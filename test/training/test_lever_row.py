@@ -50,6 +50,12 @@ def test_a_row_quotes_the_recorded_command_and_scores_both_data_sets(one_epoch_r
     assert figures["ckplus_flip_tta"]["images"] == 350 - 50  # CK+'s contempt (every 7th label) left out
     for key in ("accuracy", "ece", "per_class_recall"):
         assert key in figures["public_test_flip_tta"]
+    # node-like re-crops: 15 jittered frames of every face of both sets, their accuracy in the row
+    recrop = figures["recropped_public_test"], figures["recropped_ckplus"]
+    assert [(r["faces"], r["frames"]) for r in recrop] == [(140, 15), (300, 15)]
+    assert all(0.0 <= r["frame_accuracy"] <= 1.0 and 0.0 <= r["smoothed_accuracy_at_15"] <= 1.0 for r in recrop)
+    assert cells[-2] == "; ".join(f"{100 * r['frame_accuracy']:.2f} / {100 * r['smoothed_accuracy_at_15']:.2f} %"
+                                  for r in recrop)
 
 
 def test_a_run_without_a_recorded_command_needs_one(one_epoch_run, tiny_npz, tmp_path, capsys):
