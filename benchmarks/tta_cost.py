@@ -116,8 +116,7 @@ def markdown(rows, models: dict[str, Path], command: str, load: str) -> str:
     acc_text = ", ".join(f"{label} `{path.name}` {acc[label]:.2%}" if acc[label] is not None else
                          f"{label} `{path.name}` (no sidecar)" for label, path in models.items())
     lines = [f"Command: `{command}`", "",
-             f"PublicTest accuracy (from the export sidecars): {acc_text}.", f"Machine load: {load}", "",
-             ]
+             f"PublicTest accuracy (from the export sidecars): {acc_text}.", f"Machine load: {load}", ""]
     base = len(models) > 2
     head = "| backend | precision | threads | faces per call | default, ms per call | tta12, ms per call | tta12 / default |"
     lines += [head + (" baseline, ms per call | default / baseline |" if base else ""),

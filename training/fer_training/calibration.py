@@ -204,21 +204,18 @@ def crop_windows(crop_size: int, image_size: int = 48) -> list[tuple[int, int]]:
     return [(mid, mid), (0, 0), (0, far), (far, 0), (far, far)]
 
 
-crop_windows_of = crop_windows  # for serving_model, whose crop_windows parameter names the choice
-
-
 #: which crop-TTA windows ``serving_model`` adds: the centre and four corners, or the centre alone
 #: (with the mirror: 4 views, twice the default file's 2 - the model issue's per-face budget)
 CROP_TTA_WINDOWS = ("all", "centre")
 
 
 def serving_model(model, *, temperature: float = 1.0, flip_tta: bool = False, crop_tta: int = 0,
-                  crop_windows: str = "all", class_bias=None):
+                  crop_tta_windows: str = "all", class_bias=None):
     """Wrap a fer_training model: faces (0..255) -> [TTA logit average] -> [+ class bias] -> / T -> softmax.
 
     ``flip_tta`` adds the mirror image; ``crop_tta`` (a window size in pixels, 0 = off) adds the
     centre and four corner windows of that size, each resized back to the input size (and
-    mirrored too with ``flip_tta``): 2, 6 or 12 views, their logits averaged; ``crop_windows="centre"``
+    mirrored too with ``flip_tta``): 2, 6 or 12 views, their logits averaged; ``crop_tta_windows="centre"``
     adds the centre window alone (2 or 4 views). With temperature 1
     and no TTA the output equals ``model``'s. ``class_bias`` (one value per class, e.g.
     :func:`logit_adjustment`) is added to the averaged logits before the temperature. The
@@ -231,13 +228,13 @@ def serving_model(model, *, temperature: float = 1.0, flip_tta: bool = False, cr
     flip_layer, crop_layer, temp_layer, bias_layer = _ensure_layers()
     core = logits_model(model)
     inputs = keras.Input(model.inputs[0].shape[1:], name=INPUT_NAME, dtype="float32")
-    if crop_windows not in CROP_TTA_WINDOWS:
-        raise ValueError(f"crop_windows must be one of {', '.join(CROP_TTA_WINDOWS)}, got {crop_windows!r}")
+    if crop_tta_windows not in CROP_TTA_WINDOWS:
+        raise ValueError(f"crop_tta_windows must be one of {', '.join(CROP_TTA_WINDOWS)}, got {crop_tta_windows!r}")
     views = [inputs]
     if crop_tta:
-        windows = crop_windows_of(crop_tta, int(inputs.shape[1]))
+        windows = crop_windows(crop_tta, int(inputs.shape[1]))
         views += [crop_layer(top, left, crop_tta, name=f"crop{crop_tta}_{top}_{left}")(inputs)
-                  for top, left in (windows[:1] if crop_windows == "centre" else windows)]
+                  for top, left in (windows[:1] if crop_tta_windows == "centre" else windows)]
     if flip_tta:
         views += [flip_layer(name=f"hflip_{i}" if i else "hflip")(view) for i, view in enumerate(views)]
     logits = [core(view) for view in views]
@@ -251,7 +248,7 @@ def serving_model(model, *, temperature: float = 1.0, flip_tta: bool = False, cr
         logits = temp_layer(temperature, name="temperature")(logits)
     probs = keras.layers.Activation("softmax", name=OUTPUT_NAME)(logits)
     suffix = ("_tta" if flip_tta else "") + (f"_crop{crop_tta}" if crop_tta else "") + \
-        ("c" if crop_tta and crop_windows == "centre" else "") + \
+        ("c" if crop_tta and crop_tta_windows == "centre" else "") + \
         ("_bias" if has_bias else "") + (f"_T{temperature:.3f}" if temperature != 1.0 else "")
     return keras.Model(inputs, probs, name=f"{model.name}_serving{suffix}")
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as fdata
+from .calibration import CROP_TTA_WINDOWS
 from .cli import HelpFormatter, first_line
 
 FORMATS = ("onnx", "tflite-fp32", "tflite-fp16", "tflite-int8", "tensorrt")
@@ -217,11 +218,9 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
         fmts.insert(0, "onnx")  # the engine is built from the ONNX file
     if crop_tta and not 0 < int(crop_tta) < 48:
         raise ExportError(f"--crop-tta must be a window size between 1 and 47 pixels (0 = off), got {crop_tta}")
-    from .calibration import CROP_TTA_WINDOWS
-
     if crop_tta_windows not in CROP_TTA_WINDOWS:
         raise ExportError(f"--crop-tta-windows must be one of {', '.join(CROP_TTA_WINDOWS)}, got {crop_tta_windows!r}")
-    tta = dict(flip_tta=bool(flip_tta), crop_tta=int(crop_tta), crop_windows=crop_tta_windows)
+    tta = dict(flip_tta=bool(flip_tta), crop_tta=int(crop_tta), crop_tta_windows=crop_tta_windows)
     name = name or model_path.stem
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -450,7 +449,7 @@ def main(argv=None) -> int:
     p.add_argument("--crop-tta", type=int, default=0, metavar="PIXELS",
                    help="also average the centre and four corner windows of this size, resized back "
                         "to 48x48 in-graph (mirrored too with --flip-tta: 12 views); 0 = off")
-    p.add_argument("--crop-tta-windows", choices=["all", "centre"], default="all",
+    p.add_argument("--crop-tta-windows", choices=CROP_TTA_WINDOWS, default="all",
                    help="with --crop-tta: all five windows, or the centre one alone (with --flip-tta: 4 views, "
                         "twice the default file's cost per face)")
     p.add_argument("--confidence-threshold", metavar="T|auto|none",
