@@ -66,6 +66,7 @@ def isolated_ros_env(log_dir: Path) -> dict[str, str]:
         ROS_LOG_DIR=str(log_dir),
         RCUTILS_LOGGING_BUFFERED_STREAM="0",
         PYTHONUNBUFFERED="1",
+        PYTHONFAULTHANDLER="1",  # a crashing subprocess prints every thread's stack into the test's output
     )
     if FASTDDS_PROFILE.exists():  # under the name this Fast DDS reads (3: FASTDDS_, 2.x/jazzy: FASTRTPS_)
         from fer_perception.ros.dds import profile_environment

@@ -37,6 +37,7 @@ from fer_perception.ros.process import (
     check_params_file,
     ignoring_sigint,
     non_ros_args,
+    shutdown_executor,
     spin_until_exit,
     startup_error,
 )
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_fastdds_profile()
     tune_for_shared_process()
     rclpy.init(args=ros_argv(argv, args.params_file))
-    bringup = None
+    bringup = executor = None
     try:
         try:
             bringup = Bringup(args)
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             if bringup is not None:
                 bringup.destroy()
             rclpy.try_shutdown()
+            shutdown_executor(executor)  # only now: see process.RosProcess
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from fer_perception.frame_source import FrameSource, SourceError, parse_resize
 from fer_perception.params import ParameterValueError
 from fer_perception.ros.image_msgs import bgr_to_compressed, numpy_to_image
 from fer_perception.ros.params import ParameterSet
-from fer_perception.ros.process import RosArgsError, non_ros_args, ros_process, spin_node, startup_error
+from fer_perception.ros.process import RosArgsError, non_ros_args, ros_process, startup_error
 
 NODE_KEY = "fer_camera"
 
@@ -285,12 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             return startup_error("fer_camera", str(e))
 
-    with ros_process(argv) as nodes:
+    with ros_process(argv) as process:
         try:
             node = make_camera_node(parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
         except (SourceError, ParameterValueError, CalibrationError, FileNotFoundError) as e:
             return startup_error("fer_camera", str(e))
-        return spin_node(nodes, node, SingleThreadedExecutor())
+        return process.spin(node, SingleThreadedExecutor())
     return 0
 
 

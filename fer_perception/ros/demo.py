@@ -48,7 +48,7 @@ from fer_perception.ros.bringup import (
 from fer_perception.ros.dds import ensure_fastdds_profile
 from fer_perception.ros.diagnostics import status_values
 from fer_perception.ros.listener import make_listener
-from fer_perception.ros.process import RosArgsError, spin_once_unless_shut_down, startup_error
+from fer_perception.ros.process import RosArgsError, shutdown_executor, spin_once_unless_shut_down, startup_error
 
 DEFAULT_OUTPUT = "out/fer_demo.mp4"
 DEFAULT_DURATION = 10.0
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_fastdds_profile()
     tune_for_shared_process()
     rclpy.init(args=ros_argv(argv, args.params_file))
-    bringup = None
+    bringup = executor = None
     extra: list = []
     video = mp4 = None
     video_done = False
@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         if bringup is not None:
             bringup.destroy()
         rclpy.try_shutdown()
+        shutdown_executor(executor)  # only now: see process.RosProcess
 
 
 if __name__ == "__main__":

@@ -103,10 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         received[0] += 1
         print(fmt(msg), flush=True)
 
-    with ros_process(argv) as nodes:
+    with ros_process(argv) as process:
         node = make_listener(args.topic, on_msg)
-        nodes.append(node)
+        process.own(node)
         executor = SingleThreadedExecutor()
+        process.own(executor=executor)
         executor.add_node(node)
         deadline = time.monotonic() + args.timeout if args.timeout > 0 else None
         while rclpy.ok():

@@ -78,7 +78,6 @@ from fer_perception.ros.process import (
     non_ros_args,
     make_executor,
     ros_process,
-    spin_node,
     startup_error,
 )
 from fer_perception.smoothing import SmoothingConfig
@@ -586,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:
         return startup_error("fer_node", f"message packages not importable ({e}); run scripts/bootstrap.sh")
 
-    with ros_process(argv) as nodes:
+    with ros_process(argv) as process:
         try:
             node = (FerLifecycleNode if args.lifecycle else FerNode)()
         except (FerError, ParameterValueError, FileNotFoundError) as e:
@@ -594,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(e, ModelLoadError) and "model_path:=" not in " ".join(argv):
                 hint = " (choose a model with: --ros-args -p model_path:=/path/to/model.onnx)"
             return startup_error("fer_node", f"{e}{hint}")
-        return spin_node(nodes, node, make_executor())
+        return process.spin(node, make_executor())
     return 0
 
 

@@ -7,6 +7,7 @@ way on Ctrl-C, SIGTERM or a node asking to exit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -118,26 +119,48 @@ def spin_until_exit(executor, nodes) -> int:
     return codes[0] if codes else 0
 
 
-def spin_node(nodes: list, node, executor) -> int:
-    """An entry point's one node: owned by ``ros_process`` (destroyed at its end), spun until exit."""
-    nodes.append(node)
-    executor.add_node(node)
-    return spin_until_exit(executor, [node])
+@dataclasses.dataclass
+class RosProcess:
+    """What an entry point's ROS process owns: its nodes and executors, torn down by ``ros_process``.
+
+    The executors are kept alive until rclpy's signal handling is torn down: each one registers a
+    SIGINT guard condition that rclpy's signal thread triggers, and destroying an executor while a
+    Ctrl-C is being delivered (the moment its spin loop returns) freed that guard condition under the
+    thread's feet -- a segmentation fault (exit status -11) instead of a clean exit, seen in CI.
+    """
+
+    nodes: list = dataclasses.field(default_factory=list)
+    executors: list = dataclasses.field(default_factory=list)
+
+    def own(self, node=None, executor=None) -> None:
+        """Leave ``node`` and/or ``executor`` to the process's teardown."""
+        if node is not None:
+            self.nodes.append(node)
+        if executor is not None:
+            self.executors.append(executor)
+
+    def spin(self, node, executor) -> int:
+        """The entry point's one node, spun on ``executor`` until exit; returns the exit status."""
+        self.own(node, executor)
+        executor.add_node(node)
+        return spin_until_exit(executor, [node])
 
 
 @contextlib.contextmanager
 def ros_process(argv: list[str], *, end_of_process: bool = True):
-    """Sets the Fast DDS profile, initialises rclpy, yields a list the caller adds its nodes to, and
-    always destroys them and shuts rclpy down. Ctrl-C, an external shutdown and whatever rclpy raises
-    because a signal shut the context down mid-way end the block quietly (no traceback); the caller
-    then returns status 0 after the ``with``. ``end_of_process`` (the entry points): the process
-    exits after the block, so SIGINT stays ignored from the teardown on (see ``ignoring_sigint``).
+    """Sets the Fast DDS profile, initialises rclpy, yields a ``RosProcess`` the caller hands its
+    nodes and executors to, and always tears them down: nodes first, then rclpy (whose shutdown also
+    stops its signal thread), then the executors. Ctrl-C, an external shutdown and whatever rclpy
+    raises because a signal shut the context down mid-way end the block quietly (no traceback); the
+    caller then returns status 0 after the ``with``. ``end_of_process`` (the entry points): the
+    process exits after the block, so SIGINT stays ignored from the teardown on (see
+    ``ignoring_sigint``).
     """
     ensure_fastdds_profile()
     rclpy.init(args=argv)
-    nodes: list = []
+    process = RosProcess()
     try:
-        yield nodes
+        yield process
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
@@ -148,12 +171,25 @@ def ros_process(argv: list[str], *, end_of_process: bool = True):
             raise
     finally:
         with ignoring_sigint(restore=not end_of_process):
-            for node in nodes:
+            for node in process.nodes:
                 try:
                     node.destroy_node()
                 except Exception:
                     pass
-            rclpy.try_shutdown()
+            rclpy.try_shutdown()  # uninstalls rclpy's signal handlers: joins its signal thread
+            for executor in process.executors:
+                shutdown_executor(executor)
+            process.executors.clear()
+
+
+def shutdown_executor(executor) -> None:
+    """Shut ``executor`` down, quietly; only after ``rclpy.try_shutdown()`` (see ``RosProcess``)."""
+    if executor is None:
+        return
+    try:
+        executor.shutdown(timeout_sec=1.0)
+    except Exception:
+        pass
 
 
 @contextlib.contextmanager

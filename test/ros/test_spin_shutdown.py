@@ -59,10 +59,60 @@ def test_a_signal_between_start_up_and_spinning_is_a_clean_exit():
     status 1; ros_process now takes it as the shutdown it is. A real error still propagates."""
     from fer_perception.ros.process import ros_process
 
-    with ros_process([], end_of_process=False) as nodes:
-        assert nodes == []
+    with ros_process([], end_of_process=False) as process:
+        assert process.nodes == [] and process.executors == []
         rclpy.shutdown()  # what rclpy's signal handler does
         rclpy.executors.SingleThreadedExecutor()  # raises: the context is not valid
     with pytest.raises(ValueError, match="a real bug"):
         with ros_process([], end_of_process=False):
             raise ValueError("a real bug")
+
+
+
+def test_executors_outlive_rclpy_shutdown(monkeypatch):
+    """An executor registers a SIGINT guard condition that rclpy's signal thread triggers on Ctrl-C;
+    destroying the executor before rclpy.try_shutdown() has stopped that thread frees it under the
+    thread's feet (fer_node exited with -11 in CI; a loop that shuts an executor down right after a
+    SIGINT crashes within a few hundred rounds). So ros_process tears down nodes, then rclpy, then
+    the executors -- also the one a caller handed over as a temporary."""
+    import gc
+    import weakref
+
+    from fer_perception.ros import process as rp
+
+    events: list[str] = []
+    real_try_shutdown = rp.rclpy.try_shutdown
+
+    class Executor:
+        def __init__(self):
+            self.context = rp.rclpy.get_default_context()
+
+        def add_node(self, node):
+            pass
+
+        def spin_once(self, timeout_sec):
+            pass
+
+        def shutdown(self, timeout_sec=None):
+            events.append("executor.shutdown")
+
+    class Node:
+        exit_code = 0  # asks to exit at once
+
+        def destroy_node(self):
+            events.append("node.destroy")
+
+    def try_shutdown():
+        events.append(f"rclpy.try_shutdown (executor alive: {executor_ref() is not None})")
+        real_try_shutdown()
+
+    monkeypatch.setattr(rp.rclpy, "try_shutdown", try_shutdown)
+    executor_ref = None
+    with rp.ros_process([], end_of_process=False) as process:
+        executor = Executor()
+        executor_ref = weakref.ref(executor)
+        assert process.spin(Node(), executor) == 0
+        del executor
+        gc.collect()
+    assert events == ["node.destroy", "rclpy.try_shutdown (executor alive: True)", "executor.shutdown"]
+    assert process.executors == []
