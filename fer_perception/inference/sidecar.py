@@ -61,6 +61,7 @@ class ModelSidecar:
     path: Path | None
     labels: tuple[str, ...]
     confidence_threshold: float | None = None  # the model's own default for fer_node's parameter
+    flip_tta: bool = False  # the graph already averages each face with its mirror (fer-export --flip-tta)
 
 
 def _labels_of(data: Any, where: Path) -> tuple[str, ...]:
@@ -98,4 +99,7 @@ def read_sidecar(model_path: str | os.PathLike) -> ModelSidecar:
                 math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
             raise ModelLoadError(f"{path}: confidence_threshold must be a number in [0, 1]; got {threshold!r}")
         threshold = float(threshold)
-    return ModelSidecar(path=path, labels=labels, confidence_threshold=threshold)
+    flip_tta = data.get("flip_tta", False)
+    if not isinstance(flip_tta, bool):
+        raise ModelLoadError(f"{path}: flip_tta must be true or false; got {flip_tta!r}")
+    return ModelSidecar(path=path, labels=labels, confidence_threshold=threshold, flip_tta=flip_tta)

@@ -77,6 +77,7 @@ def test_no_sidecar_means_fer2013_order_with_one_warning(tmp_path, caplog):
     (json.dumps({"labels": ["a", "a"]}), "names a class twice"),
     (json.dumps({"labels": ["a", 3]}), "non-empty list"),
     (json.dumps({"labels": ["a", "b"], "confidence_threshold": 1.5}), "confidence_threshold must be"),
+    (json.dumps({"labels": ["a", "b"], "flip_tta": "yes"}), "flip_tta must be true or false"),
 ])
 def test_a_broken_sidecar_is_one_clear_error(tmp_path, content, fragment):
     model = tmp_path / "model.onnx"
@@ -89,6 +90,7 @@ def test_the_sidecar_may_carry_the_models_confidence_threshold(tmp_path):
     model = write_linear_onnx(tmp_path / "model.onnx", 6)
     write_sidecar(model, CK6, confidence_threshold=0.55)
     assert read_sidecar(model).confidence_threshold == 0.55
+    assert read_sidecar(model).flip_tta is False  # not said: the graph does not mirror
     assert create_backend("onnxruntime", model).sidecar.confidence_threshold == 0.55
 
 
@@ -97,4 +99,5 @@ def test_shipped_models_have_sidecars_in_fer2013_order():
 
     for model in (DEFAULT_MODEL_PATH, MODELS_DIR / "arch1_fer2013_tta12.onnx"):
         assert read_sidecar(model).labels == EMOTION_LABELS
+        assert read_sidecar(model).flip_tta  # their graphs average each face with its mirror
     assert read_sidecar(MODELS_DIR / "arch1_fer2013_int8.tflite").path == DEFAULT_MODEL_PATH.with_suffix(".json")

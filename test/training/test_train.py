@@ -260,20 +260,20 @@ def test_teacher_targets_are_the_mirror_averaged_softened_teacher_in_the_data_or
 
 def test_teacher_targets_do_not_mirror_again_a_teacher_whose_graph_mirrors(tmp_path, monkeypatch):
     from fer_training import evaluate
-    from fer_training.evaluate import _sidecar_says_mirrored
+    from fer_training.evaluate import _export_sidecar
     from fer_training.train import soften, teacher_targets
 
     teacher = tmp_path / "teacher.onnx"
     teacher.write_bytes(b"not run: the predictor is a stand-in")
     (tmp_path / "teacher.json").write_text(json.dumps({"labels": list(FER2013_LABELS), "flip_tta": True}))
-    assert _sidecar_says_mirrored(teacher)
-    assert not _sidecar_says_mirrored(tmp_path / "other.onnx")  # no sidecar: not known to mirror
+    assert _export_sidecar(teacher).flip_tta
+    assert _export_sidecar(tmp_path / "other.onnx") is None  # no sidecar: not known to mirror
     seen = []
 
     class StandIn:
         def __init__(self, path):
             self.num_classes, self.labels = 7, FER2013_LABELS
-            self.mirrors_in_graph = _sidecar_says_mirrored(path)
+            self.mirrors_in_graph = _export_sidecar(path).flip_tta
 
         def __call__(self, images):
             seen.append(images.copy())

@@ -27,22 +27,12 @@ from .calibration import ECE_BINS, expected_calibration_error
 
 
 # ------------------------------------------------------------------------------------- backends
-def _sidecar_labels(path: Path) -> tuple[str, ...] | None:
-    """The labels of an exported model's sidecar (the runtime's rule), None without a sidecar."""
+def _export_sidecar(path: Path):
+    """An exported model's sidecar (labels, whether its graph already mirrors; the runtime's rules),
+    None when it has none; ModelLoadError when it exists but cannot be used."""
     from fer_perception.inference import read_sidecar, sidecar_path
 
-    return read_sidecar(path).labels if sidecar_path(path).is_file() else None
-
-
-def _sidecar_says_mirrored(path: Path) -> bool:
-    """Whether an exported model's graph already averages each face with its mirror (fer-export's
-    ``flip_tta``); False without a sidecar or when it cannot be read (read_sidecar reports those)."""
-    from fer_perception.inference import sidecar_path
-
-    try:
-        return bool(json.loads(sidecar_path(path).read_text()).get("flip_tta", False))
-    except (OSError, ValueError, AttributeError):
-        return False
+    return read_sidecar(path) if sidecar_path(path).is_file() else None
 
 
 class Predictor:
@@ -59,10 +49,11 @@ class Predictor:
         from .runtime import cpu_count
 
         threads = threads or cpu_count()
+        sidecar = None if self.kind == "keras" else _export_sidecar(self.path)
         #: the model's class names in output order (its run records or sidecar), None when unknown
-        self.labels: tuple[str, ...] | None = None
+        self.labels: tuple[str, ...] | None = sidecar.labels if sidecar is not None else None
         #: the graph itself averages each face with its mirror (an export with flip-TTA inside)
-        self.mirrors_in_graph = False if self.kind == "keras" else _sidecar_says_mirrored(self.path)
+        self.mirrors_in_graph = sidecar is not None and sidecar.flip_tta
         if self.kind == "keras":
             from .runtime import configure
 
@@ -80,7 +71,6 @@ class Predictor:
             self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
             self.input_name = self.session.get_inputs()[0].name
             self.num_classes = int(self.session.get_outputs()[0].shape[-1])
-            self.labels = _sidecar_labels(self.path)
         else:
             try:
                 from ai_edge_litert.interpreter import Interpreter
@@ -91,7 +81,6 @@ class Predictor:
             self.out = self.interpreter.get_output_details()[0]
             self.num_classes = int(self.out["shape"][-1])
             self._batch = None
-            self.labels = _sidecar_labels(self.path)
 
     def __call__(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         x = np.asarray(images)
