@@ -50,14 +50,17 @@ def run_time(run_dir: Path) -> tuple[int, float]:
     return len(rows), sum(float(r["seconds"]) for r in rows) / 60.0
 
 
+def with_mirror(predict, flip_tta: bool):
+    """``predict``, averaged over each face and its mirror when ``flip_tta`` (TTA outside the graph)."""
+    if not flip_tta:
+        return predict
+    return lambda faces: 0.5 * (predict(faces) + predict(faces[:, :, ::-1]))
+
+
 def score(predict, ds, index, flip_tta: bool) -> dict:
     from fer_training.evaluate import scored
 
-    images = ds.images[index]
-    probs = predict(images)
-    if flip_tta:
-        probs = 0.5 * (probs + predict(images[:, :, ::-1]))
-    result = scored(probs, ds, index)
+    result = scored(with_mirror(predict, flip_tta)(ds.images[index]), ds, index)
     for key in ("risk_coverage", "confusion_matrix"):
         result.pop(key, None)
     return result
@@ -72,11 +75,11 @@ def recropped(predict, images: np.ndarray, labels: np.ndarray, label_names, flip
     import smoothing_threshold as st
     from fer_perception.smoothing import SmoothingConfig
 
+    views = with_mirror(predict, flip_tta)
+
     class Views:  # st.classify's backend: N x 48 x 48 x 1 float faces -> probabilities
         def predict(self, x):
-            faces = np.asarray(x)[..., 0]
-            probs = predict(faces)
-            return 0.5 * (probs + predict(faces[:, :, ::-1])) if flip_tta else probs
+            return views(np.asarray(x)[..., 0])
 
     config = SmoothingConfig.from_yaml_defaults(labels=tuple(label_names))
     r = st.measure(Views(), images, labels, st.ClipSpec(), config, seed=0, thresholds=(0.0,))
