@@ -105,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with ros_process(argv) as process:
         node = make_listener(args.topic, on_msg)
-        process.own(node)
         executor = SingleThreadedExecutor()
-        process.own(executor=executor)
+        process.own(node, executor)
         executor.add_node(node)
         deadline = time.monotonic() + args.timeout if args.timeout > 0 else None
         while rclpy.ok():
