@@ -14,6 +14,9 @@ pytest.importorskip("keras")
 pytest.importorskip("fer_training")
 
 FER_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+# The vote columns of FER+ (fer2013.npz's ferplus_vote_names), in FER+'s own order.
+FERPLUS_NAMES = np.array(["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
+                          "contempt", "unknown", "NF"])
 
 
 def synthetic_faces(n: int, num_classes: int = 7, seed: int = 0, noise: float = 20.0):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from fer_training import data as fdata
 
-from .conftest import FER_NAMES, synthetic_faces
+from .conftest import FER_NAMES, FERPLUS_NAMES, synthetic_faces
 
 
 def test_npz_loader_and_official_split(tiny_npz):
@@ -248,9 +248,6 @@ def test_augmenter_runs_without_opencv(monkeypatch):
         fdata._resize(np.zeros((100, 100), np.uint8))
 
 
-FERPLUS_NAMES = np.array(["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
-                          "contempt", "unknown", "NF"])
-
 
 def test_vote_distribution_maps_ferplus_columns_and_drops_the_rest():
     votes = np.array([[4, 0, 0, 1, 3, 2, 0, 0, 0, 0],     # neutral/anger/disgust/sad
@@ -325,6 +322,31 @@ def test_npz_votes_give_majority_labels_that_follow_relabelling(tmp_path):
     old = ds.majority_labels[kept]
     want = np.select([old == FER_NAMES.index("sad"), old == FER_NAMES.index("happy")], [0, 1], -1)
     np.testing.assert_array_equal(two.majority_labels, want)
+
+
+def test_label_cleaning_drops_only_the_faces_the_votes_contradict():
+    names = ("angry", "happy", "sad")
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    votes = np.array([[0.7, 0.0, 0.3],   # own label voted for, majority agrees: kept by both rules
+                      [0.0, 0.0, 1.0],   # nobody voted happy, majority sad: dropped by both
+                      [0.0, 0.6, 0.4],   # some votes for sad, majority happy: only "majority" drops it
+                      [0.0, 0.0, 0.0],   # no usable votes: nothing to clean against, kept
+                      [0.0, 0.5, 0.5],   # no majority: kept by "majority"
+                      [1.0, 0.0, 0.0]], np.float32)  # no vote for sad: "no-vote" drops it
+    majority = np.array([0, 2, 1, -1, -1, 0])
+    ds = fdata.FaceDataset(np.zeros((6, 48, 48), np.uint8), labels, names, soft_labels=votes,
+                           majority_labels=majority)
+    every = np.arange(6)
+    np.testing.assert_array_equal(fdata.label_cleaning_keep(ds, every, "off"), [1, 1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(fdata.label_cleaning_keep(ds, every, "no-vote"), [1, 0, 1, 1, 1, 0])
+    np.testing.assert_array_equal(fdata.label_cleaning_keep(ds, every, "majority"), [1, 0, 0, 1, 1, 0])
+    np.testing.assert_array_equal(fdata.label_cleaning_keep(ds, np.array([5, 2]), "majority"), [0, 0])
+    with pytest.raises(fdata.DatasetError, match="unknown label cleaning rule"):
+        fdata.label_cleaning_keep(ds, every, "strict")
+    bare = fdata.FaceDataset(ds.images, labels, names, source="bare.npz")
+    assert fdata.label_cleaning_keep(bare, every, "off").all()
+    with pytest.raises(fdata.DatasetError, match="bare.npz: label cleaning needs .*ferplus_votes"):
+        fdata.label_cleaning_keep(bare, every, "no-vote")
 
 
 def test_class_weights_power_balances_fully_at_one_and_partly_below():

@@ -16,6 +16,8 @@ import pytest
 from fer_training.data import FER2013_LABELS
 from fer_training.train import AugmentConfig, TrainConfig, load_keras_model, main, profile_defaults, train
 
+from .conftest import FER_NAMES, FERPLUS_NAMES, synthetic_faces
+
 FER_TRAIN = [sys.executable, "-m", "fer_training.train"]
 
 
@@ -170,6 +172,34 @@ def test_cli_soft_labels_without_votes_is_a_clear_error(tiny_npz, tmp_path):
 def test_cli_soft_labels_weight_out_of_range(tiny_npz, tmp_path):
     with pytest.raises(SystemExit, match="weight in 0..1"):
         main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "soft"), "--soft-labels", "1.5"])
+
+
+def test_label_cleaning_drops_training_faces_only(tmp_path):
+    from fer_training import data as fdata
+    from fer_training.train import TrainConfig, prepare_data
+
+    images, labels = synthetic_faces(70)
+    ferplus_column = {FER_NAMES.index(fdata.canonical_label(n)): j for j, n in enumerate(FERPLUS_NAMES[:7])}
+    votes = np.zeros((70, 10), np.int16)
+    said = labels.copy()
+    said[::5] = (labels[::5] + 1) % 7                    # the annotators contradict every fifth face
+    votes[np.arange(70), [ferplus_column[c] for c in said]] = 8
+    split = np.array(["train"] * 50 + ["public_test"] * 20)
+    path = tmp_path / "votes.npz"
+    np.savez(path, images=images, labels=labels, label_names=np.array(FER_NAMES), split=split,
+             ferplus_votes=votes, ferplus_vote_names=FERPLUS_NAMES)
+    _, _, tr, va = prepare_data(TrainConfig(data=str(path), clean_labels="no-vote"))
+    np.testing.assert_array_equal(tr, [i for i in range(50) if i % 5])
+    np.testing.assert_array_equal(va, np.arange(50, 70))   # validation is never cleaned
+    _, _, tr_off, _ = prepare_data(TrainConfig(data=str(path)))
+    np.testing.assert_array_equal(tr_off, np.arange(50))
+
+
+def test_cli_label_cleaning_without_votes_is_a_clear_error(tiny_npz, tmp_path):
+    with pytest.raises(SystemExit, match="label cleaning needs .*ferplus_votes"):
+        main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "clean"), "--clean-labels", "majority"])
+    with pytest.raises(SystemExit):
+        main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "clean"), "--clean-labels", "strict"])
 
 
 def test_augment_overrides(tmp_path):

@@ -203,6 +203,34 @@ def majority_vote_labels(votes: np.ndarray, vote_names, label_names) -> np.ndarr
     return np.where(has_majority & (total > 0), column_label[top], -1)
 
 
+LABEL_CLEANING_RULES = ("off", "no-vote", "majority")
+
+
+def label_cleaning_keep(ds: FaceDataset, index: np.ndarray, rule: str) -> np.ndarray:
+    """Boolean mask over ``ds[index]``: which faces a training run keeps under ``rule``.
+
+    FER2013's labels are one annotator's; FER+ had ten relabel every face. ``no-vote`` drops the faces
+    whose own label got no annotator's vote at all (the ten agreed it is something else), ``majority``
+    drops those whose FER+ majority exists and names another class. Faces without usable votes (not
+    annotated, or only contempt/unknown/not-a-face votes; no majority for ``majority``) are kept:
+    there is nothing to clean them against. ``off`` keeps everything."""
+    index = np.asarray(index)
+    if rule not in LABEL_CLEANING_RULES:
+        raise DatasetError(f"unknown label cleaning rule {rule!r} (one of {', '.join(LABEL_CLEANING_RULES)})")
+    if rule == "off":
+        return np.ones(len(index), bool)
+    if ds.soft_labels is None or ds.majority_labels is None:
+        raise DatasetError(f"{ds.source}: label cleaning needs per-image annotator votes "
+                           "(an .npz with ferplus_votes and ferplus_vote_names)")
+    labels = ds.labels[index]
+    if rule == "no-vote":
+        votes = ds.soft_labels[index]
+        has_votes = votes.sum(1) > 0
+        return ~has_votes | (votes[np.arange(len(index)), labels] > 0)
+    majority = ds.majority_labels[index]
+    return (majority < 0) | (majority == labels)
+
+
 def read_label_file(path: str | os.PathLike) -> list[tuple[str, str]]:
     """Lines ``name`` or ``folder: name`` (``#`` comments); returns [(folder, class_name)]."""
     entries = []

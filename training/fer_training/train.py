@@ -88,6 +88,7 @@ class TrainConfig:
     dropout: float = 0.25
     label_smoothing: float = 0.1
     soft_labels: float = 0.0          # weight of the annotators' vote distribution in the target
+    clean_labels: str = "off"         # drop training faces the annotators' votes contradict (data.LABEL_CLEANING_RULES)
     init_from: str | None = None      # .keras file whose matching layers start the run (fine-tuning)
     class_weighting: float = 0.0      # power of the inverse-frequency loss weights; 0 = off (old configs: False/True)
     teacher: str | None = None        # model whose softened predictions are blended into the targets (distillation)
@@ -504,6 +505,9 @@ def prepare_data(cfg: TrainConfig):
     split = fdata.make_split(ds, cfg.split, fold=cfg.fold, k=cfg.folds, val_fraction=cfg.val_fraction,
                              seed=cfg.seed)
     tr, va = split.train, split.val
+    # Cleaning touches the training faces only: validation keeps the data set's own labels, the ones
+    # the held-out test is scored on.
+    tr = tr[fdata.label_cleaning_keep(ds, tr, cfg.clean_labels)]
     if cfg.max_train_images and len(tr) > cfg.max_train_images:
         tr = np.sort(np.random.default_rng(cfg.seed).choice(tr, cfg.max_train_images, replace=False))
     if cfg.max_val_images and len(va) > cfg.max_val_images:
@@ -550,6 +554,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
     x_va, y_va = ds.images[va], ds.labels[va]
     log(f"data: {ds.source}: {len(ds)} images, classes {list(ds.label_names)}; {split.description}; "
         f"training on {len(tr)}, validating on {len(va)}")
+    if cfg.clean_labels != "off":
+        kept = int(fdata.label_cleaning_keep(ds, split.train, cfg.clean_labels).sum())
+        log(f"label cleaning {cfg.clean_labels}: {len(split.train) - kept} of {len(split.train)} training faces "
+            f"dropped; training on per class {np.bincount(y_tr, minlength=num_classes).tolist()}")
     steps = math.ceil(len(tr) / cfg.batch_size)
     augmenter = cfg.augment.make()
     eye = np.eye(num_classes, dtype=np.float32)
@@ -762,6 +770,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--soft-labels", type=float,
                    help="weight W of the annotators' vote distribution (FER+ votes in fer2013.npz) in the "
                         "training target: (1-W) one-hot + W votes; validation keeps the data set's labels (default: 0, off)")
+    p.add_argument("--clean-labels", choices=list(fdata.LABEL_CLEANING_RULES), default="off",
+                   help="drop training faces the annotators' votes (FER+ in fer2013.npz) contradict: no-vote = "
+                        "no annotator voted for the face's label, majority = the FER+ majority names another "
+                        "class; validation keeps the data set's labels")
     p.add_argument("--class-weighting", nargs="?", type=float, const=1.0, default=None, metavar="POWER",
                    help="weight the loss by (1 / class frequency) ** POWER, normalised to mean 1; without a "
                         "value POWER is 1 (fully balanced), 0.5 is the square root (default: off, 0, in both profiles)")
@@ -824,7 +836,8 @@ def config_from_args(args) -> TrainConfig:
         ds, split, tr, _ = prepare_data(TrainConfig(data=args.data, split=args.split, fold=args.fold,
                                                     folds=args.folds, val_fraction=args.val_fraction,
                                                     label_file=args.label_file, seed=args.seed,
-                                                    max_train_images=args.max_train_images))
+                                                    max_train_images=args.max_train_images,
+                                                    clean_labels=args.clean_labels))
         n_train = len(tr)
     except fdata.DatasetError as exc:
         raise SystemExit(f"fer-train: {exc}") from exc
@@ -861,7 +874,7 @@ def config_from_args(args) -> TrainConfig:
         profile=args.profile, split=args.split, fold=args.fold, folds=args.folds,
         val_fraction=args.val_fraction, label_file=args.label_file,
         max_train_images=args.max_train_images, max_val_images=args.max_val_images, seed=args.seed,
-        init_from=str(args.init_from) if args.init_from else None,
+        clean_labels=args.clean_labels, init_from=str(args.init_from) if args.init_from else None,
         distribute=args.distribute, cpu_devices=args.cpu_devices, deterministic=args.deterministic,
         **values)
 
