@@ -21,8 +21,7 @@ import argparse
 import sys
 from typing import Any
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
@@ -30,14 +29,12 @@ from fer_perception.errors import FerError
 from fer_perception.frame_source import SourceError, parse_resize
 from fer_perception.params import ParameterValueError
 from fer_perception.ros.camera_source import add_source_arguments, make_camera_node, source_overrides
-from fer_perception.ros.dds import ensure_fastdds_profile
 from fer_perception.ros.node import FerLifecycleNode, FerNode
 from fer_perception.ros.process import (
     RosArgsError,
     check_params_file,
-    ignoring_sigint,
     non_ros_args,
-    shutdown_executor,
+    ros_process,
     spin_until_exit,
     startup_error,
 )
@@ -148,13 +145,17 @@ class Bringup:
     def nodes(self) -> list:
         return [n for n in (self.camera, self.fer) if n is not None]
 
+    @property
+    def teardown_order(self) -> list:
+        """fer_node first: it stops taking frames before their source goes."""
+        return [n for n in (self.fer, self.camera) if n is not None]
+
     def destroy(self) -> None:
-        for node in (self.fer, self.camera):
-            if node is not None:
-                try:
-                    node.destroy_node()
-                except Exception:
-                    pass
+        for node in self.teardown_order:
+            try:
+                node.destroy_node()
+            except Exception:
+                pass
         self.fer = self.camera = None
 
 
@@ -168,11 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     except RosArgsError as e:
         return startup_error("fer_bringup", str(e))
 
-    ensure_fastdds_profile()
     tune_for_shared_process()
-    rclpy.init(args=ros_argv(argv, args.params_file))
-    bringup = executor = None
-    try:
+    with ros_process(ros_argv(argv, args.params_file)) as process:
         try:
             bringup = Bringup(args)
         except (FerError, ParameterValueError, SourceError, FileNotFoundError, ValueError, ImportError) as e:
@@ -180,16 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         executor = MultiThreadedExecutor(num_threads=4)
         for node in bringup.nodes:
             executor.add_node(node)
+        for node in bringup.teardown_order:
+            process.own(node)
+        process.own(executor=executor)
         return spin_until_exit(executor, [bringup.fer])
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    finally:
-        with ignoring_sigint(restore=False):  # the process exits after this
-            if bringup is not None:
-                bringup.destroy()
-            rclpy.try_shutdown()
-            shutdown_executor(executor)  # only now: see process.RosProcess
-
+    return 0  # Ctrl-C or an external shutdown ended the block
 
 if __name__ == "__main__":
     sys.exit(main())

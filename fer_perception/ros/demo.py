@@ -45,10 +45,9 @@ from fer_perception.ros.bringup import (
     ros_argv,
     tune_for_shared_process,
 )
-from fer_perception.ros.dds import ensure_fastdds_profile
 from fer_perception.ros.diagnostics import status_values
 from fer_perception.ros.listener import make_listener
-from fer_perception.ros.process import RosArgsError, shutdown_executor, spin_once_unless_shut_down, startup_error
+from fer_perception.ros.process import RosArgsError, ros_process, spin_once_unless_shut_down, startup_error
 
 DEFAULT_OUTPUT = "out/fer_demo.mp4"
 DEFAULT_DURATION = 10.0
@@ -159,125 +158,116 @@ def main(argv: list[str] | None = None) -> int:
     if duration is None:
         duration = 0.0 if (args.video and not args.loop) else DEFAULT_DURATION
 
-    ensure_fastdds_profile()
     tune_for_shared_process()
-    rclpy.init(args=ros_argv(argv, args.params_file))
-    bringup = executor = None
-    extra: list = []
+    bringup = None
     video = mp4 = None
     video_done = False
     printer = ConsolePrinter(args.print_every)
     last_status: list = [None]
-    try:
-        if not args.no_video:  # before the camera starts, so that the video has its first frame too
-            mp4 = Mp4Writer(Path(args.output), lambda: bringup.camera.params["rate"] if bringup and bringup.camera
-                            else 30.0)
-            video = AnnotatedVideo(mp4)
+    with ros_process(ros_argv(argv, args.params_file)) as process:
         try:
-            bringup = Bringup(args, camera_frame_hooks=[] if video is None else [
-                lambda frame, header: video.add_frame(stamp_ns(header), frame)])
-        except (FerError, ParameterValueError, SourceError, FileNotFoundError, ValueError, ImportError) as e:
-            hint = ""
-            if "model" in str(e).lower() and not args.model:
-                hint = " (give a model with --model PATH)"
-            return startup_error("fer_demo", f"{e}{hint}")
-        fer = bringup.fer
-        on_faces = [printer]  # every FaceEmotionArray goes to each of these
-
-        def dispatch(msg):
-            for handle in on_faces:
-                handle(msg)
-
-        listener = make_listener(fer.resolve_topic_name("~/faces"), dispatch, node_name="fer_demo_listener")
-        extra.append(listener)
-
-        def on_diag(msg):
-            for st in msg.status:
-                if st.name.startswith(fer.get_name()):
-                    last_status[0] = st
-
-        listener.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
-        if video is not None:
-            # fer_camera in this process hands its frames over directly (no DDS copy); otherwise:
-            if bringup.camera is None:
-                def on_image(msg):
-                    try:
-                        video.add_frame(stamp_ns(msg.header), image_to_bgr(msg).copy())
-                    except ImageConversionError:
-                        pass  # the node counts and reports bad input
-
-                listener.create_subscription(Image, bringup.image_topic, on_image,
-                                             QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
-            on_faces.append(
-                lambda msg: video.add_result(stamp_ns(msg.header), result_annotations(msg), tuple(msg.labels)))
-        executor = MultiThreadedExecutor(num_threads=4)
-        for node in bringup.nodes + extra:
-            executor.add_node(node)
-
-        source = bringup.camera.source.describe() if bringup.camera is not None else bringup.image_topic
-        print(f"fer_demo: {source} -> fer_node ({fer.shell.info.get('backend')}, "
-              f"{Path(fer.shell.info.get('model', '')).name}); "
-              + (f"{duration:g} s" if duration else "until the end / Ctrl-C")
-              + ("" if args.no_video else f"; annotated video -> {args.output}"), flush=True)
-        start = time.monotonic()
-        ended_at = None
-        code = 0
-        try:
-            while rclpy.ok():
-                if not spin_once_unless_shut_down(executor, 0.1):
-                    break
-                now = time.monotonic()
-                if duration and now - start >= duration:
-                    break
-                if fer.exit_code is not None:
-                    code = fer.exit_code
-                    break
-                if bringup.camera is not None and bringup.camera.exit_code is not None:
-                    ended_at = ended_at or now
-                    if now - ended_at > 1.5:  # let the node finish the last frames
-                        break
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        elapsed = time.monotonic() - start
-        print(f"fer_demo: {printer.frames} frames with {printer.faces} faces in {elapsed:.1f} s", flush=True)
-        for tid, labels in sorted(printer.track_labels.items()):
-            total = sum(labels.values())
-            top = ", ".join(f"{k} {v / total:.0%}" for k, v in labels.most_common(3))
-            print(f"  track #{tid}: {total} frames ({top})", flush=True)
-        if last_status[0] is not None:
-            v = status_values(last_status[0])
-            print(f"  node: processed {v.get('frames_processed')} of {v.get('frames_received')} frames "
-                  f"(dropped {v.get('dropped_frames')}), latency p50 {v.get('latency_p50_ms')} ms "
-                  f"p95 {v.get('latency_p95_ms')} ms, backend {v.get('backend')}", flush=True)
-        if video is not None:
-            counts = video.close()
-            mp4.release()
-            video_done = True
-            if video.error:
-                print(f"fer_demo: {video.error}", file=sys.stderr, flush=True)
-                code = code or 1
-            elif counts.written:
-                print(f"fer_demo: wrote {counts.written} of {counts.frames} source frames to {mp4.path} "
-                      f"({counts.own_result} with their own result, {counts.earlier_result} with an earlier "
-                      f"frame's, {counts.no_result} before the first; {counts.overflow} not written)", flush=True)
-            else:
-                print("fer_demo: no frame arrived; no video written", flush=True)
-        return code
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    finally:
-        if video is not None and not video_done:
-            video.close()
-            mp4.release()
-        for node in extra:
+            if not args.no_video:  # before the camera starts, so that the video has its first frame too
+                mp4 = Mp4Writer(Path(args.output), lambda: bringup.camera.params["rate"] if bringup and bringup.camera
+                                else 30.0)
+                video = AnnotatedVideo(mp4)
             try:
-                node.destroy_node()
-            except Exception:
+                bringup = Bringup(args, camera_frame_hooks=[] if video is None else [
+                    lambda frame, header: video.add_frame(stamp_ns(header), frame)])
+            except (FerError, ParameterValueError, SourceError, FileNotFoundError, ValueError, ImportError) as e:
+                hint = ""
+                if "model" in str(e).lower() and not args.model:
+                    hint = " (give a model with --model PATH)"
+                return startup_error("fer_demo", f"{e}{hint}")
+            for node in bringup.teardown_order:
+                process.own(node)
+            fer = bringup.fer
+            on_faces = [printer]  # every FaceEmotionArray goes to each of these
+
+            def dispatch(msg):
+                for handle in on_faces:
+                    handle(msg)
+
+            listener = make_listener(fer.resolve_topic_name("~/faces"), dispatch, node_name="fer_demo_listener")
+            process.own(listener)
+
+            def on_diag(msg):
+                for st in msg.status:
+                    if st.name.startswith(fer.get_name()):
+                        last_status[0] = st
+
+            listener.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+            if video is not None:
+                # fer_camera in this process hands its frames over directly (no DDS copy); otherwise:
+                if bringup.camera is None:
+                    def on_image(msg):
+                        try:
+                            video.add_frame(stamp_ns(msg.header), image_to_bgr(msg).copy())
+                        except ImageConversionError:
+                            pass  # the node counts and reports bad input
+
+                    listener.create_subscription(Image, bringup.image_topic, on_image,
+                                                 QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+                on_faces.append(
+                    lambda msg: video.add_result(stamp_ns(msg.header), result_annotations(msg), tuple(msg.labels)))
+            executor = MultiThreadedExecutor(num_threads=4)
+            for node in bringup.nodes + [listener]:
+                executor.add_node(node)
+            process.own(executor=executor)
+
+            source = bringup.camera.source.describe() if bringup.camera is not None else bringup.image_topic
+            print(f"fer_demo: {source} -> fer_node ({fer.shell.info.get('backend')}, "
+                  f"{Path(fer.shell.info.get('model', '')).name}); "
+                  + (f"{duration:g} s" if duration else "until the end / Ctrl-C")
+                  + ("" if args.no_video else f"; annotated video -> {args.output}"), flush=True)
+            start = time.monotonic()
+            ended_at = None
+            code = 0
+            try:
+                while rclpy.ok():
+                    if not spin_once_unless_shut_down(executor, 0.1):
+                        break
+                    now = time.monotonic()
+                    if duration and now - start >= duration:
+                        break
+                    if fer.exit_code is not None:
+                        code = fer.exit_code
+                        break
+                    if bringup.camera is not None and bringup.camera.exit_code is not None:
+                        ended_at = ended_at or now
+                        if now - ended_at > 1.5:  # let the node finish the last frames
+                            break
+            except (KeyboardInterrupt, ExternalShutdownException):
                 pass
-        if bringup is not None:
-            bringup.destroy()
-        rclpy.try_shutdown()
-        shutdown_executor(executor)  # only now: see process.RosProcess
+            elapsed = time.monotonic() - start
+            print(f"fer_demo: {printer.frames} frames with {printer.faces} faces in {elapsed:.1f} s", flush=True)
+            for tid, labels in sorted(printer.track_labels.items()):
+                total = sum(labels.values())
+                top = ", ".join(f"{k} {v / total:.0%}" for k, v in labels.most_common(3))
+                print(f"  track #{tid}: {total} frames ({top})", flush=True)
+            if last_status[0] is not None:
+                v = status_values(last_status[0])
+                print(f"  node: processed {v.get('frames_processed')} of {v.get('frames_received')} frames "
+                      f"(dropped {v.get('dropped_frames')}), latency p50 {v.get('latency_p50_ms')} ms "
+                      f"p95 {v.get('latency_p95_ms')} ms, backend {v.get('backend')}", flush=True)
+            if video is not None:
+                counts = video.close()
+                mp4.release()
+                video_done = True
+                if video.error:
+                    print(f"fer_demo: {video.error}", file=sys.stderr, flush=True)
+                    code = code or 1
+                elif counts.written:
+                    print(f"fer_demo: wrote {counts.written} of {counts.frames} source frames to {mp4.path} "
+                          f"({counts.own_result} with their own result, {counts.earlier_result} with an earlier "
+                          f"frame's, {counts.no_result} before the first; {counts.overflow} not written)", flush=True)
+                else:
+                    print("fer_demo: no frame arrived; no video written", flush=True)
+            return code
+        finally:  # the video first (its last frames are still in memory); the nodes go with the process
+            if video is not None and not video_done:
+                video.close()
+                mp4.release()
+    return 0  # Ctrl-C or an external shutdown ended the block
 
 
 if __name__ == "__main__":
