@@ -29,7 +29,6 @@ backend/precision). TensorFlow is never imported here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -47,7 +46,7 @@ from fer_perception.inference.runtimes import (
     onnxruntime_providers,
     require_file,
 )
-from fer_perception.inference.sidecar import ModelSidecar, read_sidecar, sidecar_path
+from fer_perception.inference.sidecar import ModelSidecar, file_sha256, read_sidecar, sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -297,14 +296,11 @@ def _has_tflite_variant(model_path: str | os.PathLike, precision: str) -> bool:
     try:
         twin = resolve_tflite_path(path, precision)
         formats = json.loads(sidecar_path(path).read_text())["formats"]
-        return (formats["onnx"]["sha256"] == _sha256(path)
-                and formats[f"tflite-{precision}"]["sha256"] == _sha256(twin))
+        return (formats["onnx"]["sha256"] == file_sha256(path)
+                and formats[f"tflite-{precision}"]["sha256"] == file_sha256(twin))
     except (ModelLoadError, OSError, ValueError, KeyError, TypeError):
         return False
 
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def create_runner(name: str, model_path, *, precision: str = "fp32", threads: int | None = None,

@@ -18,6 +18,7 @@ one warning per file; whether its output really has that many classes is checked
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -37,6 +38,15 @@ _PRECISION_SUFFIX = re.compile(r"_(fp32|fp16|int8)$")
 #: A TensorRT engine cached by the runner: ``<stem>.<precision>.b<max batch>.<key>.engine``.
 _ENGINE_NAME = re.compile(r"^(?P<stem>.+)\.(fp32|fp16|int8)\.b\d+(\.o\d+)?\.[0-9a-f]+$")
 _MODEL_SUFFIXES = (".onnx", ".tflite", ".engine", ".plan")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks: what a sidecar records for each format."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 _warned_without_sidecar: set[str] = set()
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from fer_perception.errors import BackendUnavailableError, FerError, ModelLoadError
 from fer_perception.inference.runtimes import Runner, check_precision, require_file
+from fer_perception.inference.sidecar import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -168,14 +169,6 @@ def tensorrt_status() -> str | None:
     except Exception as exc:  # a broken driver install, say
         return f"CUDA/TensorRT not usable: {exc}"
     return None
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def engine_cache_key(trt_version: str, gpu_name: str, compute_capability: str, precision: str,

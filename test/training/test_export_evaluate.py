@@ -47,9 +47,9 @@ def test_onnx_contract_and_sidecar(exported, random_keras_model):
     side = json.loads((out / "arch1_random.json").read_text())
     assert side["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert side["input"]["name"] == "faces" and side["output"]["shape"] == ["N", 7]
-    from fer_training.export import sha256
+    from fer_perception.inference.sidecar import file_sha256
 
-    assert side["source_sha256"] == sha256(random_keras_model)
+    assert side["source_sha256"] == file_sha256(random_keras_model)
     p = Predictor(out / "arch1_random.onnx")(np.zeros((5, 48, 48), np.uint8))
     assert p.shape == (5, 7)  # dynamic batch
 

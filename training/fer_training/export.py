@@ -15,13 +15,14 @@ input/output spec, hashes of the source and exported models, temperature, TTA an
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from fer_perception.inference.sidecar import file_sha256
 
 from . import data as fdata
 from .calibration import CROP_TTA_WINDOWS
@@ -35,14 +36,6 @@ ONNX_OPSET = 17
 
 class ExportError(RuntimeError):
     pass
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _serving_function(model):
@@ -294,7 +287,7 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
     wrap = t != 1.0 or flip_tta or crop_tta or bias is not None
     model = serving_model(base, temperature=t, **tta, class_bias=bias) if wrap else base
     ref = predict_probs(model, x_val)
-    summary = dict(source_model=str(model_path), source_sha256=sha256(model_path), temperature=t,
+    summary = dict(source_model=str(model_path), source_sha256=file_sha256(model_path), temperature=t,
                    flip_tta=bool(flip_tta), crop_tta=int(crop_tta), label_names=list(label_names), validation_images=int(len(x_val)),
                    formats={})
     if crop_tta:
@@ -347,7 +340,7 @@ def run_export(model_path, out_dir, *, formats=DEFAULT_FORMATS, calibration_data
             continue
         got = Predictor(path)(x_val)
         check = compare(ref, got, y_val)
-        entry = dict(status="exported", path=str(path), bytes=path.stat().st_size, sha256=sha256(path),
+        entry = dict(status="exported", path=str(path), bytes=path.stat().st_size, sha256=file_sha256(path),
                      seconds=round(time.time() - t0, 1), **check)
         if fmt in ("onnx", "tflite-fp32"):
             entry["tolerance"] = FP32_TOLERANCE

@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_perception.inference.sidecar import file_sha256
+
 from . import data as fdata
 from .cli import HelpFormatter
-from .export import sha256
 from .runtime import augment_ahead, configure, cpu_count, set_seed
 
 CONFIG_FILE = "config.json"
@@ -419,7 +420,7 @@ def teacher_targets(teacher, images: np.ndarray, label_names, temperature: float
     the images and the temperature), so a resumed run does not run the teacher again."""
     from .evaluate import Predictor, align_to_data
 
-    key = f"{sha256(teacher)}:{len(images)}:{float(temperature)}:{int(images[: 64].sum())}"
+    key = f"{file_sha256(teacher)}:{len(images)}:{float(temperature)}:{int(images[: 64].sum())}"
     if cache is not None and cache.exists():
         with np.load(cache, allow_pickle=False) as z:
             if str(z["key"]) == key:
@@ -565,7 +566,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
     if cfg.teacher and cfg.distill > 0:
         if not Path(cfg.teacher).is_file():
             raise SystemExit(f"fer-train: teacher {cfg.teacher} does not exist")
-        if cfg.teacher_sha256 and sha256(cfg.teacher) != cfg.teacher_sha256:
+        if cfg.teacher_sha256 and file_sha256(cfg.teacher) != cfg.teacher_sha256:
             raise SystemExit(f"fer-train: teacher {cfg.teacher} changed since the run started (sha256 differs)")
         taught = teacher_targets(cfg.teacher, x_tr, ds.label_names, cfg.distill_temperature,
                                  cache=run_dir / TEACHER_CACHE, log=log)
@@ -850,7 +851,7 @@ def config_from_args(args) -> TrainConfig:
     if args.teacher:
         if not Path(args.teacher).is_file():
             raise SystemExit(f"fer-train: --teacher {args.teacher} does not exist")
-        values.update(teacher=str(args.teacher), teacher_sha256=sha256(args.teacher),
+        values.update(teacher=str(args.teacher), teacher_sha256=file_sha256(args.teacher),
                       distill=0.5 if args.distill is None else args.distill,
                       distill_temperature=args.distill_temperature)
         if not 0.0 < values["distill"] <= 1.0:
