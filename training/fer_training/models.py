@@ -234,31 +234,31 @@ def _logits(arch: str, x, b: _Builder, num_classes: int, dropout: float):
     return _dense_head(x, b, num_classes, dropout, "max_pooling2d_3")
 
 
-def build_architecture(arch: str, num_classes: int = 7, *, dropout: float = 0.0, l2: float = 0.0,
-                       l2_scope: str = "head") -> keras.Model:
-    """The architecture proper (paper layers only); input is already normalised."""
+def _build(arch: str, num_classes: int, dropout: float, l2: float, l2_scope: str, *,
+           normalise: bool) -> keras.Model:
     arch = normalise_arch_name(arch)
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     b = _Builder(l2, l2_scope)
-    inputs = keras.Input(INPUT_SHAPE, name="input_1")
-    logits = _logits(arch, inputs, b, num_classes, dropout)
-    outputs = layers.Activation("softmax", name=OUTPUT_NAME)(logits)
+    if normalise:
+        inputs = keras.Input(INPUT_SHAPE, name=INPUT_NAME, dtype="float32")
+        x = layers.Rescaling(PIXEL_SCALE, offset=PIXEL_OFFSET, name="normalise")(inputs)
+    else:
+        inputs = x = keras.Input(INPUT_SHAPE, name="input_1")
+    outputs = layers.Activation("softmax", name=OUTPUT_NAME)(_logits(arch, x, b, num_classes, dropout))
     return keras.Model(inputs, outputs, name=arch)
+
+
+def build_architecture(arch: str, num_classes: int = 7, *, dropout: float = 0.0, l2: float = 0.0,
+                       l2_scope: str = "head") -> keras.Model:
+    """The architecture proper (paper layers only); input is already normalised."""
+    return _build(arch, num_classes, dropout, l2, l2_scope, normalise=False)
 
 
 def build_model(arch: str, num_classes: int = 7, *, dropout: float = 0.0, l2: float = 0.0,
                 l2_scope: str = "head") -> keras.Model:
     """Training/serving model: float32 0..255 pixels in, probabilities out (see module doc)."""
-    arch = normalise_arch_name(arch)
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    b = _Builder(l2, l2_scope)
-    inputs = keras.Input(INPUT_SHAPE, name=INPUT_NAME, dtype="float32")
-    x = layers.Rescaling(PIXEL_SCALE, offset=PIXEL_OFFSET, name="normalise")(inputs)
-    logits = _logits(arch, x, b, num_classes, dropout)
-    outputs = layers.Activation("softmax", name=OUTPUT_NAME)(logits)
-    return keras.Model(inputs, outputs, name=arch)
+    return _build(arch, num_classes, dropout, l2, l2_scope, normalise=True)
 
 
 def count_params(model: keras.Model) -> ParamCounts:
