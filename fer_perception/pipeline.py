@@ -169,8 +169,23 @@ def _pipeline_info(backend: InferenceBackend, detector: str, detector_backend: s
                         providers=tuple(described.get("providers") or ()))
 
 
+class _ModelFacts:
+    """What both pipelines tell about their model, read from its backend (the sidecar's labels and
+    threshold), so the two cannot disagree."""
+
+    backend: InferenceBackend
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.backend.labels
+
+    @property
+    def model_confidence_threshold(self) -> float | None:
+        return self.backend.sidecar.confidence_threshold
+
+
 @dataclass
-class EmotionClassifier:
+class EmotionClassifier(_ModelFacts):
     """The emotion model alone, no face detector: a :class:`FaceClassifier` for faces that were
     found and aligned elsewhere (fer_node's input_mode rep155 follows another detector's faces, so
     it loads no detector model at all)."""
@@ -183,14 +198,6 @@ class EmotionClassifier:
                      max_batch: int = DEFAULT_MAX_FACES) -> "EmotionClassifier":
         return cls(create_backend(backend, Path(model_path), precision=precision, threads=threads,
                                   max_batch=max_batch))
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.backend.labels
-
-    @property
-    def model_confidence_threshold(self) -> float | None:
-        return self.backend.sidecar.confidence_threshold
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
         return _classify(self.backend, crops)
@@ -214,7 +221,7 @@ def _int_box(box, width: int, height: int) -> tuple[int, int, int, int]:
 
 
 @dataclass
-class FacePipeline:
+class FacePipeline(_ModelFacts):
     """detector + emotion backend. ``process(bgr)`` runs all faces of a frame in one batch.
 
     ``min_face_size``: detections whose box is smaller than this many pixels (shorter side) are
@@ -235,14 +242,6 @@ class FacePipeline:
             raise ValueError(f"min_face_size must be >= 0, got {self.min_face_size}")
         self._batch = np.empty((self.max_faces,) + FACE_INPUT_SHAPE, np.float32)
         self._box_eye_ratios = box_eye_ratios_for(self.detector)
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.backend.labels
-
-    @property
-    def model_confidence_threshold(self) -> float | None:
-        return self.backend.sidecar.confidence_threshold
 
     @classmethod
     def from_options(
