@@ -302,7 +302,6 @@ def _has_tflite_variant(model_path: str | os.PathLike, precision: str) -> bool:
         return False
 
 
-
 def create_runner(name: str, model_path, *, precision: str = "fp32", threads: int | None = None,
                   max_batch: int = 32, opt_batch: int | None = None, calibration=None,
                   cache_dir=None, providers=None, spinning: bool = False) -> Runner:

@@ -48,6 +48,7 @@ def file_sha256(path: str | os.PathLike) -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
+
 _warned_without_sidecar: set[str] = set()
 
 
