@@ -364,3 +364,32 @@ def test_cli_class_weighting_power(tiny_npz, tmp_path):
     assert json.loads((tmp_path / "cw" / "config.json").read_text())["class_weighting"] == 0.5
     with pytest.raises(SystemExit, match=">= 0"):
         main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "neg"), "--class-weighting", "-1"])
+
+
+def test_plateau_step_cuts_the_rate_after_patience_epochs_without_a_better_val_loss():
+    from fer_training.train import plateau_step
+
+    cfg = TrainConfig(schedule="plateau", plateau_factor=0.75, plateau_patience=2, min_lr=1e-3)
+    state = dict(plateau_best=float("inf"), plateau_wait=0)
+    lr, cuts = 0.01, []
+    for val_loss in (1.0, 0.9, 0.95, 0.92, 0.91, 0.8, 0.85, 0.9):   # stalls twice: epochs 2-3, 6-7
+        new = plateau_step(state, val_loss, lr, cfg)
+        if new is not None:
+            lr = new
+        cuts.append(new)
+    assert cuts == [None, None, None, 0.0075, None, None, None, 0.005625]
+    assert state["plateau_best"] == 0.8
+    assert plateau_step(dict(plateau_best=0.1, plateau_wait=1), 0.2, 0.0011, cfg) == 1e-3   # floor: min_lr
+
+
+def test_cli_schedule_options_reach_the_run_config(tiny_npz, tmp_path):
+    main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "pl"), "--epochs", "2", "--batch-size", "32",
+          "--max-train-images", "64", "--max-val-images", "32", "--verbose", "0", "--schedule", "plateau",
+          "--lr", "0.01", "--plateau-factor", "0.75", "--plateau-patience", "3", "--early-stopping-patience", "9"])
+    cfg = json.loads((tmp_path / "pl" / "config.json").read_text())
+    assert (cfg["schedule"], cfg["plateau_factor"], cfg["plateau_patience"], cfg["early_stopping_patience"]) == \
+        ("plateau", 0.75, 3, 9)
+    assert [float(r["lr"]) for r in _log(tmp_path / "pl")] == [0.01, 0.01]    # no warm-up, no cut within patience
+    for bad, why in ((["--plateau-factor", "1.5"], "plateau-factor"), (["--plateau-patience", "0"], "patience")):
+        with pytest.raises(SystemExit, match=why):
+            main(["--data", str(tiny_npz), "--run-dir", str(tmp_path / "bad"), *bad])

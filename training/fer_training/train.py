@@ -140,7 +140,7 @@ def profile_defaults(profile: str, n_train: int | None = None) -> dict:
         return dict(
             epochs=60, batch_size=128 if (n_train is None or n_train >= SMALL_DATA_IMAGES) else 32,
             optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine",
-            warmup_epochs=3, early_stopping_patience=0, l2=0.0, dropout=0.25, label_smoothing=0.1,
+            warmup_epochs=3, plateau_factor=0.1, plateau_patience=5, early_stopping_patience=0, l2=0.0, dropout=0.25, label_smoothing=0.1,
             class_weighting=0.0,
             augment=AugmentConfig(rotation=15, shift=0.1, zoom=0.15, flip=True, erase_prob=0.5,
                                   brightness=0.2, contrast=0.3),
@@ -309,6 +309,20 @@ def _lr_schedule(cfg: TrainConfig, steps_per_epoch: int):
     if cfg.schedule == "plateau":
         return cfg.lr
     raise ValueError(f"unknown schedule {cfg.schedule!r} (cosine, plateau)")
+
+
+def plateau_step(state: dict, val_loss: float, lr: float, cfg: TrainConfig) -> float | None:
+    """ReduceLROnPlateau on ``val_loss``, its counters kept in the run's ``state`` (so it resumes):
+    the new learning rate once ``cfg.plateau_patience`` epochs in a row did not improve on the best
+    val_loss by 1e-4, else None."""
+    if val_loss < state["plateau_best"] - 1e-4:
+        state.update(plateau_best=val_loss, plateau_wait=0)
+        return None
+    state["plateau_wait"] += 1
+    if state["plateau_wait"] < cfg.plateau_patience:
+        return None
+    state["plateau_wait"] = 0
+    return max(lr * cfg.plateau_factor, cfg.min_lr)
 
 
 def _make_optimizer(cfg: TrainConfig, steps_per_epoch: int):
@@ -667,15 +681,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, verbose: int | None = None,
             # ReduceLROnPlateau (paper) and early stopping, both on val_loss.
             vl = logs.get("val_loss", math.inf)
             if cfg.schedule == "plateau":
-                if vl < state["plateau_best"] - 1e-4:
-                    state.update(plateau_best=vl, plateau_wait=0)
-                else:
-                    state["plateau_wait"] += 1
-                    if state["plateau_wait"] >= cfg.plateau_patience:
-                        new_lr = max(current_lr(model.optimizer) * cfg.plateau_factor, cfg.min_lr)
-                        _set_lr(model.optimizer, new_lr)
-                        state["plateau_wait"] = 0
-                        log(f"  reducing learning rate to {new_lr:.2e}")
+                new_lr = plateau_step(state, vl, current_lr(model.optimizer), cfg)
+                if new_lr is not None:
+                    _set_lr(model.optimizer, new_lr)
+                    log(f"  reducing learning rate to {new_lr:.2e}")
                 state["lr"] = current_lr(model.optimizer)
             if cfg.early_stopping_patience:
                 if vl < state["stop_best"] - cfg.early_stopping_min_delta:
@@ -765,6 +774,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, help=_profile_help("weight_decay"))
     p.add_argument("--warmup-epochs", type=int,
                    help=_profile_help("warmup_epochs", f"; at most {100 * WARMUP_MAX_FRACTION:g} %% of the run"))
+    p.add_argument("--schedule", choices=["cosine", "plateau"],
+                   help=_profile_help("schedule", "; cosine: warm-up, then cosine to 0 over --epochs; "
+                                      "plateau: x --plateau-factor when val_loss stalls"))
+    p.add_argument("--plateau-factor", type=float, help=_profile_help("plateau_factor", "; plateau schedule only"))
+    p.add_argument("--plateau-patience", type=int,
+                   help=_profile_help("plateau_patience", " epochs; plateau schedule only"))
+    p.add_argument("--early-stopping-patience", type=int,
+                   help=_profile_help("early_stopping_patience", " epochs without a better val_loss; 0 = off"))
     p.add_argument("--dropout", type=float, help=_profile_help("dropout"))
     p.add_argument("--l2", type=float, help=_profile_help("l2"))
     p.add_argument("--label-smoothing", type=float, help=_profile_help("label_smoothing"))
@@ -843,7 +860,8 @@ def config_from_args(args) -> TrainConfig:
     except fdata.DatasetError as exc:
         raise SystemExit(f"fer-train: {exc}") from exc
     values = profile_defaults(args.profile, n_train)
-    for key in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "warmup_epochs", "dropout",
+    for key in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "warmup_epochs", "schedule",
+                "plateau_factor", "plateau_patience", "early_stopping_patience", "dropout",
                 "l2", "label_smoothing", "soft_labels", "class_weighting"):
         v = getattr(args, key)
         if v is not None:
@@ -860,6 +878,10 @@ def config_from_args(args) -> TrainConfig:
             raise SystemExit(f"fer-train: --distill-temperature must be > 0, got {values['distill_temperature']}")
     elif args.distill is not None:
         raise SystemExit("fer-train: --distill needs --teacher MODEL")
+    if not 0.0 < values["plateau_factor"] < 1.0:
+        raise SystemExit(f"fer-train: --plateau-factor must be in (0, 1), got {values['plateau_factor']}")
+    if values["plateau_patience"] < 1 or values["early_stopping_patience"] < 0:
+        raise SystemExit("fer-train: --plateau-patience must be >= 1 and --early-stopping-patience >= 0")
     if values.get("class_weighting", 0.0) < 0:
         raise SystemExit(f"fer-train: --class-weighting POWER must be >= 0, got {values['class_weighting']}")
     if not 0.0 <= values.get("soft_labels", 0.0) <= 1.0:
