@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What test-time augmentation costs: per-call latency of the two shipped expression models.
 
-    nice -n 19 .venv/bin/python benchmarks/tta_cost.py --update-doc
+    .venv/bin/python benchmarks/tta_cost.py --update-doc
     .venv/bin/python benchmarks/tta_cost.py --runs 100            # quick look, prints only
     .venv/bin/python benchmarks/tta_cost.py --baseline OLD.onnx   # also against an older default
 
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
         return 2
     load_before = rh.machine_load()
     rows = measure(models, backend_configs(args.threads), args.runs, args.warmup)
-    command = "nice -n 19 .venv/bin/python benchmarks/tta_cost.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = ".venv/bin/python benchmarks/tta_cost.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = markdown(rows, models, command.strip(), f"{load_before} (at the start)")
     print(text)
     if args.json:
