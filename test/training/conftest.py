@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -17,6 +19,15 @@ FER_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 # The vote columns of FER+ (fer2013.npz's ferplus_vote_names), in FER+'s own order.
 FERPLUS_NAMES = np.array(["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
                           "contempt", "unknown", "NF"])
+
+
+def load_tool(name: str):
+    """A script of tools/ (not a package) imported as a module, e.g. load_tool("lever_row")."""
+    path = Path(__file__).resolve().parents[2] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def synthetic_faces(n: int, num_classes: int = 7, seed: int = 0, noise: float = 20.0):

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from .conftest import load_tool
 
 
 def _compare_models():
-    spec = importlib.util.spec_from_file_location("compare_models", REPO / "tools" / "compare_models.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("compare_models")
 
 
 def test_paired_difference_is_new_minus_old_with_an_interval_around_it():

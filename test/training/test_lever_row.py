@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
-from pathlib import Path
 
 import pytest
 
 from fer_training.train import COMMAND_FILE, main as fer_train
 
-REPO = Path(__file__).resolve().parents[2]
+from .conftest import load_tool
 
 
 def _lever_row():
-    spec = importlib.util.spec_from_file_location("lever_row", REPO / "tools" / "lever_row.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("lever_row")
 
 
 @pytest.fixture(scope="module")
