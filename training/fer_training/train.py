@@ -140,7 +140,8 @@ def profile_defaults(profile: str, n_train: int | None = None) -> dict:
         return dict(
             epochs=60, batch_size=128 if (n_train is None or n_train >= SMALL_DATA_IMAGES) else 32,
             optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine",
-            warmup_epochs=3, plateau_factor=0.1, plateau_patience=5, early_stopping_patience=0, l2=0.0, dropout=0.25, label_smoothing=0.1,
+            warmup_epochs=3, plateau_factor=0.1, plateau_patience=5, early_stopping_patience=0,
+            l2=0.0, dropout=0.25, label_smoothing=0.1,
             class_weighting=0.0,
             augment=AugmentConfig(rotation=15, shift=0.1, zoom=0.15, flip=True, erase_prob=0.5,
                                   brightness=0.2, contrast=0.3),
